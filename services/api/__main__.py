@@ -1,0 +1,19 @@
+"""`python -m services.api`: serve the HTTP API."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.api.app import create_app
+from services.api.settings import ApiSettings
+from shared.logging import configure_logging
+
+
+def main() -> None:
+    settings = ApiSettings()
+    configure_logging(settings.log_level, settings.log_format, service="api")
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Our own endpoints for what the Entropy seed leaves to its UI: integration writes, teams, API keys."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from services.api.context import deps, principal
+from services.api.entropy import integration_json
+from services.api.params import json_body, uuid_path
+from services.core.access import NewApiKey, NewTeam
+from services.core.integrations import IntegrationFields, NewIntegration
+
+routes = web.RouteTableDef()
+
+
+def _json(body: Any, status: int = 200, **headers: str) -> web.Response:
+    return web.json_response(body, status=status, headers=headers or None, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
+
+
+@routes.post("/api/integrations")
+async def create_integration(request: web.Request) -> web.Response:
+    spec = await json_body(request, NewIntegration)
+    created = await deps(request).integrations.create(principal(request), spec)
+    location = f"/api/integrations/{created.external_id}"
+    return _json(integration_json(created, with_configuration=True), 201, Location=location)
+
+
+@routes.patch("/api/integrations/{externalId}")
+async def update_integration(request: web.Request) -> web.Response:
+    changes = await json_body(request, IntegrationFields)
+    updated = await deps(request).integrations.update(principal(request), request.match_info["externalId"], changes)
+    return _json(integration_json(updated, with_configuration=True))
+
+
+@routes.delete("/api/integrations/{externalId}")
+async def delete_integration(request: web.Request) -> web.Response:
+    await deps(request).integrations.delete(principal(request), request.match_info["externalId"])
+    return web.Response(status=204)
+
+
+@routes.post("/api/teams")
+async def create_team(request: web.Request) -> web.Response:
+    team = await deps(request).access.create_team(principal(request), await json_body(request, NewTeam))
+    return _json({"externalId": team["externalId"], "name": team["name"]}, 201)
+
+
+@routes.get("/api/teams")
+async def list_teams(request: web.Request) -> web.Response:
+    return _json(await deps(request).access.list_teams(principal(request)))
+
+
+@routes.post("/api/api-keys")
+async def create_api_key(request: web.Request) -> web.Response:
+    issued = await deps(request).access.create_key(principal(request), await json_body(request, NewApiKey))
+    body = {"id": str(issued.id), "name": issued.name, "key": issued.key,
+            "message": "Store this key now: it is shown only once."}  # fmt: skip
+    return _json(body, 201)
+
+
+@routes.get("/api/api-keys")
+async def list_api_keys(request: web.Request) -> web.Response:
+    return _json(await deps(request).access.list_keys(principal(request)))
+
+
+@routes.delete("/api/api-keys/{keyId}")
+async def revoke_api_key(request: web.Request) -> web.Response:
+    await deps(request).access.revoke_key(principal(request), uuid_path(request, "keyId"))
+    return web.Response(status=204)

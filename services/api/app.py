@@ -1,0 +1,65 @@
+"""The aiohttp application factory: wiring, middlewares, routes, resources opened in cleanup_ctx."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from services.api import admin, entropy
+from services.api.auth import auth_middleware
+from services.api.context import DEPS, ApiDeps
+from services.api.problems import problem_middleware
+from services.api.settings import ApiSettings
+from services.core.access import AccessService
+from services.core.crypto import CredentialCipher
+from services.core.ingestion import Runtime
+from services.core.integrations import IntegrationService
+from shared.postgres import create_pool
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
+log = structlog.get_logger()
+
+
+def create_app(settings: ApiSettings) -> web.Application:
+    # Fail fast on a missing encryption key, before anything listens.
+    cipher = CredentialCipher.from_settings(settings.credentials_key, settings.is_dev)
+    app = web.Application(middlewares=[problem_middleware, auth_middleware], client_max_size=4 * 1024 * 1024)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        pool = await create_pool(settings.database_url, max_size=settings.db_pool_size)
+        runtime = Runtime(pool=pool, clock=lambda: datetime.now(UTC), new_id=uuid.uuid4)
+        access = AccessService(runtime)
+        if settings.bootstrap_api_key:
+            await access.ensure_bootstrap_key(settings.bootstrap_api_key)
+        app[DEPS] = ApiDeps(
+            runtime=runtime,
+            integrations=IntegrationService(runtime, cipher, settings.allow_private_sources),
+            access=access,
+        )
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_get("/health", health)
+    app.router.add_get("/openapi.yaml", openapi)
+    # Our own write endpoints first: the dialect's GET /api/integrations/{externalId} must not shadow them.
+    app.router.add_routes(admin.routes)
+    app.router.add_routes(entropy.routes)
+    return app
+
+
+async def health(request: web.Request) -> web.Response:
+    async with request.app[DEPS].runtime.pool.acquire() as conn:
+        await conn.fetchval("SELECT 1")
+    return web.json_response({"status": "ok"})
+
+
+async def openapi(_: web.Request) -> web.Response:
+    return web.Response(text=OPENAPI_PATH.read_text(), content_type="application/yaml")

@@ -1,0 +1,33 @@
+"""Typed application and request keys shared by the API's modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from services.core.access import AccessService
+from services.core.ingestion import Runtime
+from services.core.integrations import IntegrationService
+from services.core.model import Principal
+
+
+@dataclass(frozen=True)
+class ApiDeps:
+    runtime: Runtime
+    integrations: IntegrationService
+    access: AccessService
+
+
+DEPS = web.AppKey("deps", ApiDeps)
+PRINCIPAL_KEY = "principal"
+
+
+def deps(request: web.Request) -> ApiDeps:
+    return request.app[DEPS]
+
+
+def principal(request: web.Request) -> Principal:
+    value = request[PRINCIPAL_KEY]
+    assert isinstance(value, Principal)
+    return value

@@ -1,0 +1,131 @@
+"""Entropy Data dialect: /api/integrations* exactly as its OpenAPI document describes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from services.api.context import deps, principal
+from services.api.params import bool_param, choice_param, int_param, uuid_path
+from services.core import ingestion
+from services.core.errors import AlreadyRunning
+from services.core.model import Integration, Source
+from services.core.runs import RunState, RunStatus
+
+PAGE_SIZE = 50
+STATUSES = ["RUNNING", "SUCCESS", "FAILED", "CANCELLED"]
+routes = web.RouteTableDef()
+
+
+def run_json(run: RunState) -> dict[str, Any]:
+    # Entropy knows no QUEUED: a requested run that no connector picked up yet is RUNNING.
+    status = RunStatus.RUNNING if run.status is RunStatus.QUEUED else run.status
+    return {
+        "ingestionRunId": str(run.run_id),
+        "integrationExternalId": run.integration_external_id,
+        "status": status.value,
+        "message": run.message,
+        "assetsProcessed": run.counts.processed,
+        "assetsCreated": run.counts.created,
+        "assetsUpdated": run.counts.updated,
+        "assetsDeleted": run.counts.deleted,
+        "startedAt": _iso(run.started_at or run.requested_at),
+        "completedAt": _iso(run.completed_at),
+    }
+
+
+def integration_json(integration: Integration, *, with_configuration: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "externalId": integration.external_id,
+        "name": integration.name,
+        "source": integration.source.value,
+        "enabled": integration.enabled,
+        "assetOwnerTeamExternalId": integration.owning_team_external_id,
+        "schedule": integration.schedule.model_dump(by_alias=True, exclude_none=True) if integration.schedule else None,
+    }
+    if with_configuration:
+        body["configuration"] = integration.configuration
+    return body
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+@routes.get("/api/integrations")
+async def list_integrations(request: web.Request) -> web.Response:
+    page = int_param(request, "p", 0, 0)
+    items, more = await deps(request).integrations.list(
+        principal(request),
+        team_external_id=request.query.get("owningTeamExternalId") or None,
+        source=choice_param(request, "source", [s.value for s in Source]),
+        enabled=bool_param(request, "enabled"),
+        page=page,
+        page_size=PAGE_SIZE,
+    )
+    body = [
+        integration_json(integration, with_configuration=False) | {"latestRun": run_json(run) if run else None}
+        for integration, run in items
+    ]
+    headers = {}
+    if more:
+        next_url: URL = request.url.update_query({"p": str(page + 1)})
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return web.json_response(body, headers=headers)
+
+
+@routes.get("/api/integrations/{externalId}")
+async def get_integration(request: web.Request) -> web.Response:
+    integration = await deps(request).integrations.get(principal(request), request.match_info["externalId"])
+    return web.json_response(integration_json(integration, with_configuration=True))
+
+
+@routes.get("/api/integrations/{externalId}/runs")
+async def list_runs(request: web.Request) -> web.Response:
+    limit = int_param(request, "limit", 50, 1, 200)
+    status = choice_param(request, "status", STATUSES)
+    statuses = None
+    if status is not None:
+        statuses = [RunStatus.QUEUED, RunStatus.RUNNING] if status == "RUNNING" else [RunStatus(status)]
+    runs = await ingestion.list_runs(
+        deps(request).runtime, principal(request), request.match_info["externalId"], statuses, limit
+    )
+    return web.json_response([run_json(run) for run in runs])
+
+
+@routes.get("/api/integrations/{externalId}/runs/latest")
+async def latest_run(request: web.Request) -> web.Response:
+    run = await ingestion.latest_run(deps(request).runtime, principal(request), request.match_info["externalId"])
+    return web.json_response(run_json(run))
+
+
+@routes.get("/api/integrations/{externalId}/runs/{ingestionRunId}")
+async def get_run(request: web.Request) -> web.Response:
+    run_id = uuid_path(request, "ingestionRunId")
+    run = await ingestion.get_run(deps(request).runtime, principal(request), request.match_info["externalId"], run_id)
+    return web.json_response(run_json(run))
+
+
+@routes.post("/api/integrations/{externalId}/run")
+async def trigger_run(request: web.Request) -> web.Response:
+    external_id = request.match_info["externalId"]
+    try:
+        run = await ingestion.trigger_run(deps(request).runtime, principal(request), external_id)
+    except AlreadyRunning as conflict:
+        return web.json_response({"status": "already_running", "message": conflict.detail}, status=409)
+    body = {
+        "integrationExternalId": external_id,
+        "scheduledAt": _iso(run.requested_at),
+        "deferred": False,
+        "message": "Ingestion run scheduled.",
+        "ingestionRunId": str(run.run_id),
+    }
+    return web.json_response(body, status=202)
+
+
+@routes.post("/api/integrations/{externalId}/cancel")
+async def cancel_run(request: web.Request) -> web.Response:
+    await ingestion.cancel_run(deps(request).runtime, principal(request), request.match_info["externalId"])
+    return web.Response(status=204)

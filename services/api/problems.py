@@ -1,0 +1,82 @@
+"""RFC 7807 problem responses and the middleware that maps domain errors to them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from services.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+
+log = structlog.get_logger()
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, detail: str, request: web.Request | None = None, **extra: Any) -> web.Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.path
+    body.update(extra)
+    return web.json_response(body, status=status, content_type=PROBLEM_JSON)
+
+
+class BadRequest(Exception):
+    """Malformed request (query parameter, JSON syntax): 400 naming the offending field."""
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+def validation_problem(error: ValidationError, request: web.Request, prefix: str = "") -> web.Response:
+    errors = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        errors.append({"field": f"{prefix}{field}" if field else prefix.rstrip(".") or "body", "message": item["msg"]})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(422, f"Invalid request body: {detail}", request, errors=errors)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadRequest as error:
+        return problem(
+            400,
+            error.detail,
+            request,
+            **({"errors": [{"field": error.field, "message": error.detail}]} if error.field else {}),
+        )
+    except ValidationError as error:
+        return validation_problem(error, request)
+    except InvalidInput as error:
+        extra = {"errors": [{"field": error.field, "message": error.detail}]} if error.field else {}
+        return problem(422, error.detail, request, **extra)
+    except NotFound as error:
+        return problem(404, error.detail, request)
+    except Forbidden as error:
+        return problem(403, error.detail, request)
+    except Conflict as error:
+        return problem(409, error.detail, request)
+    except DomainError as error:
+        log.error("domain_error", error=error.detail)
+        return problem(503 if error.retriable else 500, error.detail, request)
+    except web.HTTPException as error:
+        if error.status >= 400:
+            return problem(error.status, error.text or error.reason, request)
+        raise

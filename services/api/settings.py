@@ -1,0 +1,16 @@
+"""API settings from the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+
+class ApiSettings(CommonSettings):
+    host: str = Field(default="127.0.0.1", alias="API_HOST")
+    port: int = Field(default=8080, alias="API_PORT")
+    bootstrap_api_key: str | None = Field(default=None, alias="BOOTSTRAP_API_KEY")
+    credentials_key: str | None = Field(default=None, alias="CREDENTIALS_KEY")
+    allow_private_sources: bool = Field(default=True, alias="ALLOW_PRIVATE_SOURCES")
+    db_pool_size: int = Field(default=20, alias="API_DB_POOL_SIZE")

@@ -1,0 +1,1 @@
+"""The connector: consumes run requests, crawls sources through plug-ins, reports what it observes."""

@@ -1,0 +1,55 @@
+"""Wires the connector: pool, producer, consumers, executor. Everything is opened here and closed here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+
+from services.connector.executor import ExecutorConfig, RunExecutor
+from services.connector.service import ConnectorService, KafkaReporter
+from services.connector.settings import ConnectorSettings
+from services.core.crypto import CredentialCipher
+from shared import topics
+from shared.kafka import make_consumer, make_producer
+from shared.postgres import create_pool
+
+log = structlog.get_logger()
+CONSUMER_GROUP = "connector"
+
+
+async def run_connector(settings: ConnectorSettings) -> None:
+    cipher = CredentialCipher.from_settings(settings.credentials_key, settings.is_dev)
+    pool = await create_pool(settings.database_url, max_size=settings.max_concurrent_runs + 2)
+    producer = make_producer(settings.kafka_bootstrap, client_id=f"connector-{settings.connector_id}")
+    requests = make_consumer(
+        settings.kafka_bootstrap, group_id=CONSUMER_GROUP, client_id=f"connector-{settings.connector_id}"
+    )
+    # No group: every instance sees every cancellation, from the moment it starts.
+    cancellations = make_consumer(
+        settings.kafka_bootstrap, topics.RUN_CANCELLATIONS, group_id=None,
+        client_id=f"connector-cancel-{settings.connector_id}", from_latest=True,
+    )  # fmt: skip
+    try:
+        await producer.start()
+        await cancellations.start()
+        await requests.start()
+        executor = RunExecutor(
+            pool,
+            KafkaReporter(producer),
+            cipher,
+            ExecutorConfig(
+                connector_id=settings.connector_id,
+                heartbeat_interval_s=settings.heartbeat_interval_s,
+                progress_interval_s=settings.progress_interval_s,
+                allow_private_sources=settings.allow_private_sources,
+            ),
+            clock=lambda: datetime.now(UTC),
+        )
+        log.info("connector_started", connector_id=settings.connector_id)
+        await ConnectorService(requests, cancellations, executor, settings.max_concurrent_runs).run()
+    finally:
+        await requests.stop()
+        await cancellations.stop()
+        await producer.stop()
+        await pool.close()

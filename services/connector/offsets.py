@@ -1,0 +1,45 @@
+"""Which offsets are safe to commit when messages of a partition finish out of order (pure)."""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+
+
+class OffsetTracker:
+    """Commit point per partition = the oldest unfinished offset, or one past the newest finished."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[TopicPartition, set[int]] = {}
+        self._next: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+
+    def started(self, tp: TopicPartition, offset: int) -> None:
+        self._inflight.setdefault(tp, set()).add(offset)
+
+    def finished(self, tp: TopicPartition, offset: int) -> None:
+        self._inflight.get(tp, set()).discard(offset)
+        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
+
+    @property
+    def inflight(self) -> int:
+        return sum(len(offsets) for offsets in self._inflight.values())
+
+    def to_commit(self) -> dict[TopicPartition, int]:
+        """Offsets that advanced since the last `committed()` call."""
+        result: dict[TopicPartition, int] = {}
+        for tp, nxt in self._next.items():
+            pending = self._inflight.get(tp)
+            point = min(pending) if pending else nxt
+            if point > self._committed.get(tp, -1):
+                result[tp] = point
+        return result
+
+    def committed(self, offsets: dict[TopicPartition, int]) -> None:
+        self._committed.update(offsets)
+
+    def forget(self, partitions: set[TopicPartition]) -> None:
+        """After a rebalance took these partitions away, their offsets are no longer ours to commit."""
+        for tp in partitions:
+            self._inflight.pop(tp, None)
+            self._next.pop(tp, None)
+            self._committed.pop(tp, None)

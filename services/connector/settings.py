@@ -1,0 +1,19 @@
+"""Connector settings from the environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+
+class ConnectorSettings(CommonSettings):
+    connector_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", alias="CONNECTOR_ID")
+    credentials_key: str | None = Field(default=None, alias="CREDENTIALS_KEY")
+    allow_private_sources: bool = Field(default=True, alias="ALLOW_PRIVATE_SOURCES")
+    heartbeat_interval_s: float = Field(default=2.0, alias="HEARTBEAT_INTERVAL_SECONDS", gt=0)
+    progress_interval_s: float = Field(default=1.0, alias="PROGRESS_INTERVAL_SECONDS", gt=0)
+    max_concurrent_runs: int = Field(default=4, alias="CONNECTOR_MAX_CONCURRENT_RUNS", ge=1)

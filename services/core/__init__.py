@@ -1,0 +1,1 @@
+"""The domain: integrations, runs and their state machine, assets, access control. No HTTP, no Kafka."""

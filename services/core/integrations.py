@@ -1,0 +1,178 @@
+"""Application functions for integrations: create, update, delete, read (with access checks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from services.core.crypto import CredentialCipher
+from services.core.errors import Conflict, Forbidden, InvalidInput
+from services.core.ingestion import Runtime, editable_integration, visible_integration
+from services.core.model import EXTERNAL_ID_PATTERN, EXTERNAL_ID_RULE, Integration, Principal, Schedule, Source
+from services.core.runs import RunState
+from services.core.sources import check_host_allowed, config_models
+from services.core.store import access as access_store
+from services.core.store import integrations as integration_store
+from services.core.store import run_reads
+
+
+class IntegrationFields(BaseModel):
+    """Updatable fields; every one optional (PATCH semantics). `credentials` is write-only."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    enabled: bool | None = None
+    schedule: Schedule | None = None
+    owning_team_external_id: str | None = Field(default=None, alias="owningTeamExternalId")
+    configuration: dict[str, Any] | None = None
+    credentials: dict[str, Any] | None = None
+
+
+class NewIntegration(IntegrationFields):
+    external_id: str = Field(alias="externalId")
+    name: str = Field(min_length=1, max_length=200)
+    source: Source
+    enabled: bool = True
+    configuration: dict[str, Any]
+
+    @field_validator("external_id")
+    @classmethod
+    def _external_id(cls, value: str) -> str:
+        if not EXTERNAL_ID_PATTERN.match(value):
+            raise ValueError(f"externalId must be {EXTERNAL_ID_RULE}")
+        return value
+
+
+class IntegrationService:
+    def __init__(self, rt: Runtime, cipher: CredentialCipher, allow_private_sources: bool) -> None:
+        self._rt = rt
+        self._cipher = cipher
+        self._allow_private = allow_private_sources
+
+    async def create(self, principal: Principal, spec: NewIntegration) -> Integration:
+        config, credentials = await self._validated(spec.source, spec.configuration, spec.credentials, None)
+        async with self._rt.pool.acquire() as conn, conn.transaction():
+            team_id = await self._team_for(conn, principal, spec.owning_team_external_id)
+            values: dict[str, Any] = {
+                "id": self._rt.new_id(),
+                "external_id": spec.external_id,
+                "name": spec.name,
+                "source": spec.source.value,
+                "enabled": spec.enabled,
+                "owning_team_id": team_id,
+                "configuration": config,
+                "credentials_enc": self._cipher.encrypt(credentials) if credentials else None,
+                "schedule": _schedule_json(spec.schedule),
+                "next_fire_at": None,
+            }
+            try:
+                await integration_store.insert(conn, values)
+            except asyncpg.UniqueViolationError:
+                raise Conflict(f"An integration with externalId '{spec.external_id}' already exists.") from None
+            created = await integration_store.get_by_external_id(conn, spec.external_id)
+        assert created is not None
+        return created
+
+    async def update(self, principal: Principal, external_id: str, changes: IntegrationFields) -> Integration:
+        async with self._rt.pool.acquire() as conn, conn.transaction():
+            current = await editable_integration(conn, principal, external_id)
+            values: dict[str, Any] = {}
+            sent = changes.model_fields_set
+            if "name" in sent and changes.name is not None:
+                values["name"] = changes.name
+            if "enabled" in sent and changes.enabled is not None:
+                values["enabled"] = changes.enabled
+            if "schedule" in sent:
+                values["schedule"] = _schedule_json(changes.schedule)
+                values["next_fire_at"] = None  # the scheduler recomputes it from the new rule
+            if "owning_team_external_id" in sent:
+                values["owning_team_id"] = await self._team_for(conn, principal, changes.owning_team_external_id)
+            if "configuration" in sent or "credentials" in sent:
+                merged = {**current.configuration, **(changes.configuration or {})}
+                config, credentials = await self._validated(
+                    current.source, merged, changes.credentials, current.has_credentials
+                )
+                values["configuration"] = config
+                if credentials is not None:
+                    values["credentials_enc"] = self._cipher.encrypt(credentials)
+            if values:
+                await integration_store.update(conn, current.id, values)
+            updated = await integration_store.get_by_external_id(conn, external_id)
+        assert updated is not None
+        return updated
+
+    async def delete(self, principal: Principal, external_id: str) -> None:
+        async with self._rt.pool.acquire() as conn, conn.transaction():
+            integration = await editable_integration(conn, principal, external_id)
+            if await run_reads.active_run(conn, integration.id):
+                raise Conflict(f"Integration '{external_id}' has a run in progress; cancel it first.")
+            await integration_store.delete(conn, integration.id)
+
+    async def get(self, principal: Principal, external_id: str) -> Integration:
+        async with self._rt.pool.acquire() as conn:
+            return await visible_integration(conn, principal, external_id)
+
+    async def list(
+        self,
+        principal: Principal,
+        *,
+        team_external_id: str | None,
+        source: str | None,
+        enabled: bool | None,
+        page: int,
+        page_size: int,
+    ) -> tuple[list[tuple[Integration, RunState | None]], bool]:
+        """One page, and whether another page follows."""
+        async with self._rt.pool.acquire() as conn:
+            rows = await integration_store.list_visible(
+                conn, principal, team_external_id=team_external_id, source=source, enabled=enabled,
+                offset=page * page_size, limit=page_size + 1,
+            )  # fmt: skip
+        return rows[:page_size], len(rows) > page_size
+
+    async def _team_for(self, conn: asyncpg.Connection, principal: Principal, team_external_id: str | None) -> Any:
+        if team_external_id is None:
+            if not principal.org_owner:
+                raise Forbidden("Only organization owners can manage integrations without an owning team.")
+            return None
+        teams = await access_store.team_ids_by_external_id(conn, [team_external_id])
+        if team_external_id not in teams:
+            raise InvalidInput(f"Team '{team_external_id}' does not exist.", field="owningTeamExternalId")
+        team_id = teams[team_external_id]
+        if not principal.can_edit(team_id):
+            raise Forbidden(f"This API key lacks INGESTION_EDIT on team '{team_external_id}'.")
+        return team_id
+
+    async def _validated(
+        self,
+        source: Source,
+        configuration: dict[str, Any],
+        credentials: dict[str, Any] | None,
+        has_stored_credentials: bool | None,
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        config_model, credentials_model = config_models(source)
+        config = _parse(config_model, configuration, "configuration")
+        creds = _parse(credentials_model, credentials, "credentials") if credentials is not None else None
+        if creds is None and not has_stored_credentials:
+            raise InvalidInput(f"credentials are required for source '{source.value}'", field="credentials")
+        if "host" in config:
+            await check_host_allowed(str(config["host"]), int(config.get("port") or 0), self._allow_private)
+        return config, creds
+
+
+def _parse(model: type[BaseModel], value: dict[str, Any], prefix: str) -> dict[str, Any]:
+    try:
+        return model.model_validate(value).model_dump(by_alias=True)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = ".".join(str(part) for part in first["loc"])
+        field = f"{prefix}.{location}" if location else prefix
+        # Never echo the input value: credentials may be in it.
+        raise InvalidInput(f"{field}: {first['msg']}", field=field) from None
+
+
+def _schedule_json(schedule: Schedule | None) -> dict[str, Any] | None:
+    return schedule.model_dump(by_alias=True, exclude_none=True) if schedule else None

@@ -1,0 +1,108 @@
+"""Domain entities and value objects: integrations, schedules, principals (who is calling)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+EXTERNAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+EXTERNAL_ID_RULE = "1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+class Source(StrEnum):
+    SNOWFLAKE = "snowflake"
+    DATABRICKS = "databricks"
+    BIGQUERY = "bigquery"
+    POSTGRES = "postgres"
+    MYSQL = "mysql"
+    MARIADB = "mariadb"
+    MSSQL = "mssql"
+    GLUE = "glue"
+    ALATION = "alation"
+    FABRIC = "fabric"
+    POWERBI = "powerbi"
+
+
+class Permission(StrEnum):
+    INGESTION_VIEW = "INGESTION_VIEW"
+    INGESTION_EDIT = "INGESTION_EDIT"
+
+
+class Schedule(BaseModel):
+    """When an integration runs by itself: a cron expression, a fixed interval, or both (earliest wins)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    cron: str | None = None
+    interval_seconds: int | None = Field(default=None, alias="intervalSeconds", ge=60, le=366 * 86400)
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None and not croniter.is_valid(value):
+            raise ValueError(f"'{value}' is not a valid cron expression (5 fields, e.g. '0 3 * * *')")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone (e.g. 'Europe/Berlin')") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Schedule:
+        if self.cron is None and self.interval_seconds is None:
+            raise ValueError("a schedule needs 'cron' or 'intervalSeconds'")
+        return self
+
+
+@dataclass(frozen=True)
+class Integration:
+    id: uuid.UUID
+    external_id: str
+    name: str
+    source: Source
+    enabled: bool
+    owning_team_id: uuid.UUID | None
+    owning_team_external_id: str | None
+    configuration: dict[str, Any]
+    schedule: Schedule | None
+    has_credentials: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller, resolved from its API key."""
+
+    key_id: uuid.UUID
+    name: str
+    org_owner: bool
+    team_permissions: dict[uuid.UUID, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def team_ids(self) -> list[uuid.UUID]:
+        return list(self.team_permissions)
+
+    def can_view(self, owning_team_id: uuid.UUID | None) -> bool:
+        return self.org_owner or owning_team_id is None or owning_team_id in self.team_permissions
+
+    def can_edit(self, owning_team_id: uuid.UUID | None) -> bool:
+        if self.org_owner:
+            return True
+        if owning_team_id is None:
+            return False
+        return Permission.INGESTION_EDIT in self.team_permissions.get(owning_team_id, frozenset())

@@ -1,0 +1,1 @@
+"""Postgres persistence of the domain: SQL lives here and nowhere else."""

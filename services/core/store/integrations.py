@@ -1,0 +1,136 @@
+"""SQL for integrations: lookups scoped to what a principal may see, writes, and the connector's run context."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from services.core.model import Integration, Principal, Schedule, Source
+from services.core.runs import RunState
+from services.core.store.runlog import state_from_row
+
+_SELECT = """
+SELECT i.id, i.external_id, i.name, i.source, i.enabled, i.owning_team_id, t.external_id AS team_external_id,
+       i.configuration, i.schedule, i.credentials_enc IS NOT NULL AS has_credentials, i.created_at, i.updated_at
+FROM integrations i LEFT JOIN teams t ON t.id = i.owning_team_id
+"""
+
+_VISIBLE = "($1::boolean OR i.owning_team_id IS NULL OR i.owning_team_id = ANY($2::uuid[]))"
+
+
+def integration_from_row(row: asyncpg.Record) -> Integration:
+    return Integration(
+        id=row["id"],
+        external_id=row["external_id"],
+        name=row["name"],
+        source=Source(row["source"]),
+        enabled=row["enabled"],
+        owning_team_id=row["owning_team_id"],
+        owning_team_external_id=row["team_external_id"],
+        configuration=row["configuration"],
+        schedule=Schedule.model_validate(row["schedule"]) if row["schedule"] else None,
+        has_credentials=row["has_credentials"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def get_by_external_id(conn: asyncpg.Connection, external_id: str) -> Integration | None:
+    row = await conn.fetchrow(_SELECT + "WHERE i.external_id = $1", external_id)
+    return integration_from_row(row) if row else None
+
+
+async def list_visible(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    *,
+    team_external_id: str | None,
+    source: str | None,
+    enabled: bool | None,
+    offset: int,
+    limit: int,
+) -> list[tuple[Integration, RunState | None]]:
+    """A page of visible integrations ordered by externalId, each with its most recent run."""
+    rows = await conn.fetch(
+        f"""
+        SELECT q.*, r.id AS run_id, r.integration_id AS run_integration_id, r.status, r.trigger, r.requested_at,
+               r.started_at, r.completed_at, r.message, r.assets_processed, r.assets_created, r.assets_updated,
+               r.assets_deleted, r.cancel_requested, r.version
+        FROM ({_SELECT}
+              WHERE {_VISIBLE}
+                AND ($3::text IS NULL OR t.external_id = $3)
+                AND ($4::text IS NULL OR i.source = $4)
+                AND ($5::boolean IS NULL OR i.enabled = $5)
+              ORDER BY i.external_id OFFSET $6 LIMIT $7) q
+        LEFT JOIN LATERAL (SELECT * FROM runs WHERE runs.integration_id = q.id
+                           ORDER BY requested_at DESC, id DESC LIMIT 1) r ON true
+        ORDER BY q.external_id
+        """,
+        principal.org_owner, principal.team_ids, team_external_id, source, enabled, offset, limit,
+    )  # fmt: skip
+    result: list[tuple[Integration, RunState | None]] = []
+    for row in rows:
+        latest = None
+        if row["run_id"] is not None:
+            run_row = dict(row) | {"id": row["run_id"], "integration_id": row["run_integration_id"],
+                                   "integration_external_id": row["external_id"]}  # fmt: skip
+            latest = state_from_row(run_row)
+        result.append((integration_from_row(row), latest))
+    return result
+
+
+async def insert(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
+    columns = ", ".join(values)
+    params = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+    await conn.execute(f"INSERT INTO integrations ({columns}) VALUES ({params})", *values.values())
+
+
+async def update(conn: asyncpg.Connection, integration_id: uuid.UUID, values: dict[str, Any]) -> None:
+    sets = ", ".join(f"{column} = ${i}" for i, column in enumerate(values, start=2))
+    await conn.execute(
+        f"UPDATE integrations SET {sets}, updated_at = now() WHERE id = $1", integration_id, *values.values()
+    )
+
+
+async def delete(conn: asyncpg.Connection, integration_id: uuid.UUID) -> None:
+    await conn.execute("DELETE FROM integrations WHERE id = $1", integration_id)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a connector needs to execute a run. Credentials stay encrypted until used."""
+
+    run: RunState
+    source: Source
+    configuration: dict[str, Any]
+    credentials_enc: bytes | None
+
+
+async def load_run_context(conn: asyncpg.Connection, run_id: uuid.UUID) -> RunContext | None:
+    row = await conn.fetchrow(
+        """
+        SELECT r.*, i.external_id AS integration_external_id, i.source, i.configuration, i.credentials_enc
+        FROM runs r JOIN integrations i ON i.id = r.integration_id WHERE r.id = $1
+        """,
+        run_id,
+    )
+    if row is None:
+        return None
+    return RunContext(
+        run=state_from_row(row),
+        source=Source(row["source"]),
+        configuration=row["configuration"],
+        credentials_enc=row["credentials_enc"],
+    )
+
+
+async def asset_fingerprints(conn: asyncpg.Connection, integration_id: uuid.UUID) -> dict[str, str]:
+    """The live assets of the last successful run, as key -> fingerprint, for diffing a new crawl."""
+    rows = await conn.fetch(
+        "SELECT asset_key, fingerprint FROM assets WHERE integration_id = $1 AND deleted_at IS NULL",
+        integration_id,
+    )
+    return {r["asset_key"]: r["fingerprint"] for r in rows}

@@ -1,0 +1,215 @@
+"""The event-sourced run log in Postgres and its projections.
+
+`append` is the only way a run changes: inside the caller's transaction it deduplicates events by
+`event_id`, applies the pure `evolve`, records accepted events with their per-run `seq`, records
+rejected ones as ignored, writes the `runs` read model, applies side effects (assets on success)
+and queues each accepted event in the outbox for the public RUN_EVENTS topic. `rebuild` replays
+the whole log through the same functions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from services.core.errors import TransitionRejected
+from services.core.runs import AssetCounts, RunState, RunStatus, evolve
+from services.core.store import outbox
+from shared import topics
+from shared.events import Envelope, EventType
+
+RUN_COLUMNS = (
+    "id", "integration_id", "status", "trigger", "requested_at", "started_at", "completed_at", "message",
+    "assets_processed", "assets_created", "assets_updated", "assets_deleted", "cancel_requested", "version",
+)  # fmt: skip
+
+_UPSERT_RUN = f"""
+INSERT INTO runs ({", ".join(RUN_COLUMNS)})
+VALUES ({", ".join(f"${i}" for i in range(1, len(RUN_COLUMNS) + 1))})
+ON CONFLICT (id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in RUN_COLUMNS[2:])}
+"""
+
+_SELECT_STATE = """
+SELECT r.*, i.external_id AS integration_external_id
+FROM runs r JOIN integrations i ON i.id = r.integration_id
+WHERE r.id = $1
+"""
+
+
+@dataclass
+class AppendResult:
+    state: RunState | None
+    applied: list[Envelope] = field(default_factory=list)
+    ignored: list[tuple[Envelope, str]] = field(default_factory=list)
+    duplicates: int = 0
+
+
+def state_from_row(row: asyncpg.Record) -> RunState:
+    return RunState(
+        run_id=row["id"],
+        integration_id=row["integration_id"],
+        integration_external_id=row["integration_external_id"],
+        status=RunStatus(row["status"]),
+        trigger=row["trigger"],
+        requested_at=row["requested_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        message=row["message"],
+        counts=AssetCounts(
+            row["assets_processed"], row["assets_created"], row["assets_updated"], row["assets_deleted"]
+        ),
+        cancel_requested=row["cancel_requested"],
+        version=row["version"],
+    )
+
+
+def _run_row(s: RunState) -> tuple[object, ...]:
+    c = s.counts
+    return (
+        s.run_id, s.integration_id, s.status.value, s.trigger, s.requested_at, s.started_at, s.completed_at,
+        s.message, c.processed, c.created, c.updated, c.deleted, s.cancel_requested, s.version,
+    )  # fmt: skip
+
+
+async def load_state(conn: asyncpg.Connection, run_id: uuid.UUID, *, lock: bool = False) -> RunState | None:
+    row = await conn.fetchrow(_SELECT_STATE + (" FOR UPDATE OF r" if lock else ""), run_id)
+    return state_from_row(row) if row else None
+
+
+async def append(conn: asyncpg.Connection, run_id: uuid.UUID, events: Sequence[Envelope]) -> AppendResult:
+    """Apply `events` (all for `run_id`, in order) inside the caller's transaction. Idempotent."""
+    state = await load_state(conn, run_id, lock=True)
+    seen = {
+        r["event_id"]
+        for r in await conn.fetch(
+            "SELECT event_id FROM run_events WHERE event_id = ANY($1::uuid[]) "
+            "UNION ALL SELECT event_id FROM run_events_ignored WHERE event_id = ANY($1::uuid[])",
+            [e.event_id for e in events],
+        )
+    }
+    result = AppendResult(state=state)
+    for event in events:
+        if event.event_id in seen:
+            result.duplicates += 1
+            continue
+        seen.add(event.event_id)
+        try:
+            new_state = evolve(result.state, event)
+        except TransitionRejected as rejected:
+            result.ignored.append((event, rejected.detail))
+            continue
+        result.applied.append(event.model_copy(update={"seq": new_state.version}))
+        result.state = new_state
+    if result.applied:
+        assert result.state is not None
+        await _record_applied(conn, result.applied)
+        await conn.execute(_UPSERT_RUN, *_run_row(result.state))
+        await _apply_side_effects(conn, result.state, result.applied)
+        await outbox.enqueue(conn, [(topics.RUN_EVENTS, str(e.integration_id), e.to_bytes()) for e in result.applied])
+    if result.ignored:
+        await conn.executemany(
+            "INSERT INTO run_events_ignored (event_id, run_id, integration_id, type, occurred_at, reason) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            [(e.event_id, e.run_id, e.integration_id, e.type.value, e.occurred_at, why) for e, why in result.ignored],
+        )
+    return result
+
+
+async def _record_applied(conn: asyncpg.Connection, applied: list[Envelope]) -> None:
+    await conn.executemany(
+        "INSERT INTO run_events (run_id, seq, event_id, integration_id, type, occurred_at, payload) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [(e.run_id, e.seq, e.event_id, e.integration_id, e.type.value, e.occurred_at, e.payload) for e in applied],
+    )
+
+
+async def _apply_side_effects(conn: asyncpg.Connection, state: RunState, applied: list[Envelope]) -> None:
+    for event in applied:
+        if event.type == EventType.RUN_SUCCEEDED:
+            await apply_assets_of_run(conn, state.run_id, state.integration_id, event)
+    if state.status.is_terminal:
+        await conn.execute("DELETE FROM run_heartbeats WHERE run_id = $1", state.run_id)
+
+
+_UPSERT_ASSETS = """
+INSERT INTO assets (integration_id, asset_key, kind, name, parent_key, fingerprint, attributes,
+                    created_run_id, updated_run_id)
+SELECT DISTINCT ON (a.key) $2::uuid, a.key, a.kind, a.name, a.parent_key, a.fingerprint,
+       coalesce(a.attributes, '{}'::jsonb), $1::uuid, $1::uuid
+FROM run_events e
+CROSS JOIN LATERAL jsonb_to_recordset(e.payload -> 'upserted')
+     AS a(key text, kind text, name text, parent_key text, fingerprint text, attributes jsonb)
+WHERE e.run_id = $1 AND e.type = 'run.assets_changed.v1'
+ORDER BY a.key, e.seq DESC
+ON CONFLICT (integration_id, asset_key) DO UPDATE SET
+    kind = EXCLUDED.kind, name = EXCLUDED.name, parent_key = EXCLUDED.parent_key,
+    fingerprint = EXCLUDED.fingerprint, attributes = EXCLUDED.attributes,
+    created_run_id = CASE WHEN assets.deleted_at IS NULL THEN assets.created_run_id
+                          ELSE EXCLUDED.created_run_id END,
+    updated_run_id = EXCLUDED.updated_run_id, deleted_run_id = NULL, deleted_at = NULL
+"""
+
+_DELETE_ASSETS = """
+UPDATE assets SET deleted_run_id = $1, deleted_at = $3
+FROM (SELECT jsonb_array_elements_text(e.payload -> 'deleted') AS key
+      FROM run_events e WHERE e.run_id = $1 AND e.type = 'run.assets_changed.v1') d
+WHERE assets.integration_id = $2 AND assets.asset_key = d.key AND assets.deleted_at IS NULL
+"""
+
+
+async def apply_assets_of_run(
+    conn: asyncpg.Connection, run_id: uuid.UUID, integration_id: uuid.UUID, succeeded: Envelope
+) -> None:
+    """Merge a successful run's asset changes (staged in the log) into the asset store, set-based."""
+    await conn.execute(_UPSERT_ASSETS, run_id, integration_id)
+    await conn.execute(_DELETE_ASSETS, run_id, integration_id, succeeded.occurred_at)
+
+
+# ---- rebuild --------------------------------------------------------------------------------
+
+READ_MODEL_TABLES = ("runs", "assets")
+
+
+async def rebuild(conn: asyncpg.Connection, batch_size: int = 5000) -> int:
+    """Recompute every read model from run_events in one transaction. Returns the events replayed."""
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE run_events IN SHARE MODE")
+        await conn.execute("TRUNCATE runs CASCADE")
+        await conn.execute("DELETE FROM assets")
+        states: dict[uuid.UUID, RunState] = {}
+        replayed = 0
+        cursor = conn.cursor(
+            "SELECT e.*, i.external_id FROM run_events e JOIN integrations i ON i.id = e.integration_id "
+            "ORDER BY e.position",
+            prefetch=batch_size,
+        )
+        finished: list[RunState] = []
+        async for row in cursor:
+            event = Envelope(
+                event_id=row["event_id"], type=EventType(row["type"]), occurred_at=row["occurred_at"],
+                integration_id=row["integration_id"], integration_external_id=row["external_id"],
+                run_id=row["run_id"], seq=row["seq"], payload=row["payload"],
+            )  # fmt: skip
+            state = evolve(states.get(event.run_id), event)
+            replayed += 1
+            if event.type == EventType.RUN_SUCCEEDED:
+                await apply_assets_of_run(conn, state.run_id, state.integration_id, event)
+            if state.status.is_terminal:
+                states.pop(state.run_id, None)
+                finished.append(state)
+                if len(finished) >= batch_size:
+                    await _flush(conn, finished)
+            else:
+                states[state.run_id] = state
+        finished.extend(states.values())
+        await _flush(conn, finished)
+        return replayed
+
+
+async def _flush(conn: asyncpg.Connection, states: list[RunState]) -> None:
+    if states:
+        await conn.copy_records_to_table("runs", records=[_run_row(s) for s in states], columns=RUN_COLUMNS)
+        states.clear()

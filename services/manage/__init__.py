@@ -1,0 +1,1 @@
+"""Operator commands: apply the schema and topics, rebuild read models from the run log."""

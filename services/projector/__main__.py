@@ -1,0 +1,18 @@
+"""`python -m services.projector`: project connector reports and relay the outbox."""
+
+from __future__ import annotations
+
+from services.projector.bootstrap import run_projector
+from shared.logging import configure_logging
+from shared.process import run_service
+from shared.settings import CommonSettings
+
+
+def main() -> None:
+    settings = CommonSettings()
+    configure_logging(settings.log_level, settings.log_format, service="projector")
+    run_service(lambda: run_projector(settings))
+
+
+if __name__ == "__main__":
+    main()

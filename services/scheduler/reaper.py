@@ -1,0 +1,49 @@
+"""The reaper: ends runs whose connector stopped heartbeating, or that no connector ever picked up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+
+from services.core.ingestion import Runtime
+from services.core.runs import ReapRun, RunStatus, decide
+from services.core.store import runlog
+
+log = structlog.get_logger()
+
+_STALE = """
+SELECT r.id, r.status
+FROM runs r LEFT JOIN run_heartbeats h ON h.run_id = r.id
+WHERE (r.status = 'RUNNING' AND coalesce(h.last_at, r.started_at, r.requested_at) < $1)
+   OR (r.status = 'QUEUED' AND r.requested_at < $2)
+LIMIT $3
+FOR UPDATE OF r SKIP LOCKED
+"""
+
+
+async def reap_stale_runs(
+    rt: Runtime, heartbeat_timeout_s: float, queued_timeout_s: float, batch_size: int = 100
+) -> int:
+    now = rt.clock()
+    reaped = 0
+    async with rt.pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            _STALE, now - timedelta(seconds=heartbeat_timeout_s), now - timedelta(seconds=queued_timeout_s),
+            batch_size,
+        )  # fmt: skip
+        for row in rows:
+            state = await runlog.load_state(conn, row["id"])
+            if RunStatus(row["status"]) is RunStatus.RUNNING:
+                reason = (
+                    f"The connector stopped reporting: no heartbeat for more than {heartbeat_timeout_s:g}s. "
+                    "Trigger the integration again."
+                )
+            else:
+                reason = f"No connector picked the run up within {queued_timeout_s:g}s. Check that a connector runs."
+            events = decide(state, ReapRun(reason=reason, at=now))
+            if events:
+                await runlog.append(conn, row["id"], events)
+                reaped += 1
+                log.warning("run_reaped", run_id=str(row["id"]), reason=reason)
+    return reaped

@@ -1,0 +1,1 @@
+"""The contract between services: event envelope and types, topic names, Kafka/Postgres helpers, settings, logging."""

@@ -1,0 +1,13 @@
+"""Kafka topic names: the only place they are spelled out."""
+
+# Commands to the connector group, keyed by integration id so one integration's messages stay in order.
+RUN_REQUESTS = "ingest.run-requests.v1"
+# Cancellation commands; every connector instance reads all of them (each run lives on one instance).
+RUN_CANCELLATIONS = "ingest.run-cancellations.v1"
+# What connectors observe while executing runs (started, progress, assets, outcome, heartbeats).
+CONNECTOR_REPORTS = "ingest.connector-reports.v1"
+# The public, accepted run log: every event applied to a run, with its per-run sequence number.
+RUN_EVENTS = "ingest.run-events.v1"
+
+ALL_TOPICS: tuple[str, ...] = (RUN_REQUESTS, RUN_CANCELLATIONS, CONNECTOR_REPORTS, RUN_EVENTS)
+PARTITIONS = 6
