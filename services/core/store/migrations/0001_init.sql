@@ -55,10 +55,11 @@ CREATE TABLE run_events (
 );
 
 -- Events that arrived but did not apply (after a terminal state, out of order): recorded, never applied.
+-- No foreign keys: an event for a deleted integration or an unknown run must still be recordable.
 CREATE TABLE run_events_ignored (
     event_id       uuid PRIMARY KEY,
     run_id         uuid NOT NULL,
-    integration_id uuid NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    integration_id uuid NOT NULL,
     type           text NOT NULL,
     occurred_at    timestamptz NOT NULL,
     recorded_at    timestamptz NOT NULL DEFAULT now(),

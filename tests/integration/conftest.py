@@ -1,0 +1,37 @@
+"""Factories for integration tests: integrations owned by an org-owner principal."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from services.core.crypto import CredentialCipher
+from services.core.ingestion import Runtime
+from services.core.integrations import IntegrationService, NewIntegration
+from services.core.model import Integration, Principal
+
+pytestmark = pytest.mark.integration
+
+OWNER = Principal(key_id=uuid.uuid4(), name="owner", org_owner=True)
+
+
+@pytest.fixture
+def integrations(runtime: Runtime) -> IntegrationService:
+    return IntegrationService(runtime, CredentialCipher.from_settings(None, is_dev=True), allow_private_sources=True)
+
+
+@pytest.fixture
+def make_integration(integrations: IntegrationService) -> Callable[..., Awaitable[Integration]]:
+    async def make(database: str = "nowhere", **overrides: object) -> Integration:
+        body = {
+            "externalId": f"it-{uuid.uuid4().hex[:12]}",
+            "name": "Integration test",
+            "source": "postgres",
+            "configuration": {"host": "127.0.0.1", "port": 5432, "database": database, "username": "postgres"},
+            "credentials": {"password": "secret-pw"},
+        } | overrides
+        return await integrations.create(OWNER, NewIntegration.model_validate(body))
+
+    return make

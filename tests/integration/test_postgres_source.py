@@ -1,0 +1,86 @@
+"""The PostgreSQL plug-in against a real database of known shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.connector.sources.base import SourceError
+from services.connector.sources.postgres import PostgresSource
+from tests.support import SHOP_ASSETS, create_shop_database
+
+pytestmark = pytest.mark.integration
+
+
+def source_for(dsn: str, **config: object) -> PostgresSource:
+    from urllib.parse import urlparse
+
+    url = urlparse(dsn)
+    base = {"host": url.hostname, "port": url.port, "database": url.path.lstrip("/"), "username": url.username,
+            "sslmode": "disable"}  # fmt: skip
+    return PostgresSource.create(base | config, {"password": url.password})
+
+
+async def crawl_all(source: PostgresSource) -> dict[str, dict]:
+    assets: dict[str, dict] = {}
+    try:
+        async for batch in source.crawl():
+            for asset in batch:
+                assets[asset["key"]] = asset
+    finally:
+        await source.close()
+    return assets
+
+
+@pytest.fixture(scope="module")
+async def shop(database: str) -> str:
+    return await create_shop_database(database, "source_shop_it")
+
+
+async def test_crawl_finds_schemas_relations_and_columns(shop):
+    assets = await crawl_all(source_for(shop))
+    assert len(assets) == SHOP_ASSETS
+    kinds = sorted(a["kind"] for a in assets.values())
+    assert kinds.count("schema") == 3 and kinds.count("table") == 3 and kinds.count("view") == 1
+    assert kinds.count("column") == 13
+
+
+async def test_crawl_reads_types_nullability_comments_and_keys(shop):
+    assets = await crawl_all(source_for(shop))
+    db = "source_shop_it"
+    customers = assets[f"{db}/sales/customers"]
+    assert customers["attributes"]["comment"] == "People who buy"
+    assert customers["attributes"]["primaryKey"] == ["id"]
+    assert assets[f"{db}/sales"]["attributes"]["comment"] == "Sales data"
+    email = assets[f"{db}/sales/customers/email"]["attributes"]
+    assert (email["dataType"], email["nullable"], email["comment"]) == ("text", True, "Contact address")
+    name = assets[f"{db}/sales/customers/name"]["attributes"]
+    assert name["nullable"] is False
+    total = assets[f"{db}/sales/orders/total"]["attributes"]
+    assert total["dataType"] == "numeric(12,2)"
+    [fk] = assets[f"{db}/sales/orders"]["attributes"]["foreignKeys"]
+    assert fk["columns"] == ["customer_id"]
+    assert fk["references"] == {"schema": "sales", "table": "customers", "columns": ["id"]}
+    view = assets[f"{db}/sales/big_orders"]
+    assert view["kind"] == "view" and "total > " in view["attributes"]["definition"]
+
+
+async def test_schema_include_and_exclude_patterns(shop):
+    only_hr = await crawl_all(source_for(shop, includeSchemas=["h*"]))
+    assert sorted(k for k, a in only_hr.items() if a["kind"] == "schema") == ["source_shop_it/hr"]
+    no_public = await crawl_all(source_for(shop, excludeSchemas=["public"]))
+    assert "source_shop_it/public" not in no_public and "source_shop_it/sales" in no_public
+
+
+async def test_wrong_password_fails_with_a_message_without_the_password(shop):
+    from urllib.parse import urlparse
+
+    url = urlparse(shop)
+    source = PostgresSource.create(
+        {"host": url.hostname, "port": url.port, "database": "source_shop_it", "username": "postgres",
+         "sslmode": "disable"},
+        {"password": "definitely-wrong-pw"},
+    )  # fmt: skip
+    with pytest.raises(SourceError) as error:
+        await crawl_all(source)
+    assert "Cannot connect to PostgreSQL" in str(error.value)
+    assert "definitely-wrong-pw" not in str(error.value)

@@ -1,0 +1,43 @@
+"""Diffing a crawl against the last successful state."""
+
+from services.connector.diff import AssetDiff
+from services.connector.sources.base import key_part, make_asset
+
+
+def asset(key: str, comment: str = "") -> dict:
+    return make_asset(key, "table", key, None, {"comment": comment})
+
+
+def test_first_crawl_creates_everything():
+    diff = AssetDiff({})
+    changed = diff.add([asset("a"), asset("b")])
+    assert [a["key"] for a in changed] == ["a", "b"]
+    assert diff.finish() == []
+    assert (diff.processed, diff.created, diff.updated, diff.deleted) == (2, 2, 0, 0)
+
+
+def test_only_changed_assets_are_returned_and_gone_ones_deleted():
+    previous = {a["key"]: a["fingerprint"] for a in (asset("keep"), asset("edit"), asset("gone"))}
+    diff = AssetDiff(previous)
+    changed = diff.add([asset("keep"), asset("edit", comment="new"), asset("new")])
+    assert sorted(a["key"] for a in changed) == ["edit", "new"]
+    assert diff.finish() == ["gone"]
+    assert (diff.processed, diff.created, diff.updated, diff.deleted) == (3, 1, 1, 1)
+
+
+def test_an_asset_listed_twice_counts_once():
+    diff = AssetDiff({})
+    diff.add([asset("a")])
+    assert diff.add([asset("a")]) == []
+    assert diff.processed == 1
+
+
+def test_fingerprint_depends_on_content_not_on_attribute_order():
+    a = make_asset("k", "column", "c", "p", {"x": 1, "y": 2})
+    b = make_asset("k", "column", "c", "p", {"y": 2, "x": 1})
+    c = make_asset("k", "column", "c", "p", {"x": 1, "y": 3})
+    assert a["fingerprint"] == b["fingerprint"] != c["fingerprint"]
+
+
+def test_key_parts_escape_the_separator():
+    assert key_part("a/b%c") == "a%2Fb%25c"
