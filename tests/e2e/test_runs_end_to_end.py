@@ -1,0 +1,199 @@
+"""A user's flows over HTTP, with every service a separate process on real Kafka and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from shared import topics
+from shared.events import Envelope, EventType
+from shared.kafka import make_producer
+from tests.e2e.conftest import ROOT, Client, Stack, postgres_integration
+from tests.support import SHOP_ASSETS, create_shop_database, eventually
+
+pytestmark = pytest.mark.e2e
+
+
+async def create(client: Client, body: dict) -> dict:
+    status, created, _ = await client.call("POST", "/api/integrations", json=body)
+    assert status == 201, created
+    return created
+
+
+async def trigger(client: Client, external_id: str) -> dict:
+    status, body, _ = await client.call("POST", f"/api/integrations/{external_id}/run")
+    assert status == 202, body
+    return body
+
+
+@pytest.fixture
+async def locked_view(shop_dsn: str) -> AsyncIterator[None]:
+    """Hold an exclusive lock on a view of the source: the crawl blocks on it (a slow source)."""
+    conn = await asyncpg.connect(shop_dsn)
+    transaction = conn.transaction()
+    await transaction.start()
+    await conn.execute("LOCK TABLE sales.big_orders IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        await transaction.rollback()
+        await conn.close()
+
+
+async def test_run_reaches_success_with_exact_asset_counts_and_diffs_later_runs(client, stack):
+    source = await create_shop_database(stack.dsn, "source_diff_e2e")
+    await create(client, postgres_integration(source, "diff-e2e"))
+    accepted = await trigger(client, "diff-e2e")
+    assert set(accepted) >= {"integrationExternalId", "scheduledAt", "deferred", "message"}
+    assert accepted["integrationExternalId"] == "diff-e2e" and accepted["deferred"] is False
+
+    first = await client.wait_for_run("diff-e2e", {"SUCCESS", "FAILED", "CANCELLED"})
+    assert first["status"] == "SUCCESS", first
+    assert (first["assetsProcessed"], first["assetsCreated"], first["assetsUpdated"], first["assetsDeleted"]) == (
+        SHOP_ASSETS, SHOP_ASSETS, 0, 0)  # fmt: skip
+    assert first["startedAt"] <= first["completedAt"]
+    status, by_id, _ = await client.call("GET", f"/api/integrations/diff-e2e/runs/{first['ingestionRunId']}")
+    assert status == 200 and by_id == first
+
+    await trigger(client, "diff-e2e")
+    second = await client.wait_for_run("diff-e2e", {"SUCCESS", "FAILED"})
+    assert second["ingestionRunId"] != first["ingestionRunId"]
+    assert (second["assetsProcessed"], second["assetsCreated"], second["assetsUpdated"],
+            second["assetsDeleted"]) == (SHOP_ASSETS, 0, 0, 0)  # fmt: skip
+
+    conn = await asyncpg.connect(source)
+    await conn.execute("""
+        ALTER TABLE sales.customers ADD COLUMN phone text;
+        DROP VIEW sales.big_orders;
+        COMMENT ON TABLE hr.employees IS 'Staff';
+    """)  # fmt: skip
+    await conn.close()
+    await trigger(client, "diff-e2e")
+    third = await client.wait_for_run("diff-e2e", {"SUCCESS", "FAILED"})
+    # +1 column, -1 view with its 3 columns, 1 table comment changed.
+    assert (third["assetsProcessed"], third["assetsCreated"], third["assetsUpdated"], third["assetsDeleted"]) == (
+        SHOP_ASSETS + 1 - 4, 1, 1, 4)  # fmt: skip
+
+
+async def test_runs_are_listed_filtered_and_limited(client, stack):
+    source = await create_shop_database(stack.dsn, "source_list_e2e")
+    await create(client, postgres_integration(source, "list-e2e"))
+    ids = []
+    for _ in range(3):
+        ids.append((await trigger(client, "list-e2e"))["ingestionRunId"])
+        await client.wait_for_run("list-e2e", {"SUCCESS"})
+    status, runs, _ = await client.call("GET", "/api/integrations/list-e2e/runs")
+    assert status == 200 and [r["ingestionRunId"] for r in runs] == list(reversed(ids))
+    status, runs, _ = await client.call("GET", "/api/integrations/list-e2e/runs?limit=2&status=SUCCESS")
+    assert [r["ingestionRunId"] for r in runs] == list(reversed(ids))[:2]
+    status, runs, _ = await client.call("GET", "/api/integrations/list-e2e/runs?status=FAILED")
+    assert status == 200 and runs == []
+
+
+async def test_fifty_concurrent_triggers_give_exactly_one_202(client, stack, locked_view, shop_dsn):
+    await create(client, postgres_integration(shop_dsn, "race-e2e"))
+    results = await asyncio.gather(*(client.call("POST", "/api/integrations/race-e2e/run") for _ in range(50)))
+    statuses = sorted(status for status, _, _ in results)
+    assert statuses.count(202) == 1 and statuses.count(409) == 49
+    conflict = next(body for status, body, _ in results if status == 409)
+    assert conflict["status"] == "already_running" and conflict["message"]
+    status, runs, _ = await client.call("GET", "/api/integrations/race-e2e/runs")
+    assert len(runs) == 1
+    status, _, _ = await client.call("POST", "/api/integrations/race-e2e/cancel")
+    assert status == 204
+    await client.wait_for_run("race-e2e", {"CANCELLED"})
+
+
+async def test_cancelling_a_slow_run_ends_it_cancelled(client, stack, locked_view, shop_dsn, db):
+    await create(client, postgres_integration(shop_dsn, "cancel-e2e"))
+    run_id = (await trigger(client, "cancel-e2e"))["ingestionRunId"]
+
+    async def started() -> bool:
+        return await db.fetchval("SELECT started_at IS NOT NULL FROM runs WHERE id = $1", uuid.UUID(run_id))
+
+    await eventually(started)
+    await asyncio.sleep(0.5)  # let the crawl reach the locked view
+    began = time.monotonic()
+    status, _, _ = await client.call("POST", "/api/integrations/cancel-e2e/cancel")
+    assert status == 204
+    run = await client.wait_for_run("cancel-e2e", {"CANCELLED", "FAILED", "SUCCESS"}, timeout=15)
+    elapsed = time.monotonic() - began
+    assert run["status"] == "CANCELLED" and run["completedAt"], run
+    print(f"\ncancellation observed after {elapsed:.2f}s")
+    # Cancelling again, with nothing running, is still a 204.
+    status, _, _ = await client.call("POST", "/api/integrations/cancel-e2e/cancel")
+    assert status == 204
+
+
+async def test_a_killed_connector_leaves_no_run_stuck(client, stack: Stack, locked_view, shop_dsn, db):
+    await create(client, postgres_integration(shop_dsn, "kill-e2e"))
+    run_id = uuid.UUID((await trigger(client, "kill-e2e"))["ingestionRunId"])
+
+    async def started() -> bool:
+        return await db.fetchval("SELECT started_at IS NOT NULL FROM runs WHERE id = $1", run_id)
+
+    await eventually(started)
+    stack.stop("connector", signal.SIGKILL)
+    try:
+        run = await client.wait_for_run("kill-e2e", {"FAILED", "SUCCESS", "CANCELLED"}, timeout=30)
+        assert run["status"] == "FAILED"
+        assert "heartbeat" in run["message"]
+    finally:
+        stack.start("connector")
+
+
+async def test_a_duplicate_event_delivered_twice_changes_nothing(client, stack, db, shop_dsn, kafka_bootstrap):
+    await create(client, postgres_integration(shop_dsn, "dup-e2e"))
+    run_id = uuid.UUID((await trigger(client, "dup-e2e"))["ingestionRunId"])
+    await client.wait_for_run("dup-e2e", {"SUCCESS"})
+    before_events = await db.fetch("SELECT * FROM run_events WHERE run_id = $1 ORDER BY seq", run_id)
+    before_run = await db.fetchrow("SELECT * FROM runs WHERE id = $1", run_id)
+    row = next(e for e in before_events if e["type"] == EventType.RUN_PROGRESSED.value or
+               e["type"] == EventType.ASSETS_CHANGED.value)  # fmt: skip
+    duplicate = Envelope(event_id=row["event_id"], type=EventType(row["type"]), occurred_at=row["occurred_at"],
+                         integration_id=row["integration_id"], integration_external_id="dup-e2e", run_id=run_id,
+                         payload=json.loads(row["payload"]))  # fmt: skip
+    late = duplicate.model_copy(update={"event_id": uuid.uuid4()})  # a different, late event: recorded as ignored
+    producer = make_producer(kafka_bootstrap, client_id="e2e-duplicates")
+    await producer.start()
+    try:
+        for event in (duplicate, duplicate, late):
+            await producer.send_and_wait(
+                topics.CONNECTOR_REPORTS, event.to_bytes(), key=str(event.integration_id).encode()
+            )
+    finally:
+        await producer.stop()
+
+    async def late_recorded() -> bool:
+        return bool(await db.fetchval("SELECT 1 FROM run_events_ignored WHERE event_id = $1", late.event_id))
+
+    await eventually(late_recorded)  # same partition, after the duplicates: they were processed
+    assert await db.fetch("SELECT * FROM run_events WHERE run_id = $1 ORDER BY seq", run_id) == before_events
+    assert await db.fetchrow("SELECT * FROM runs WHERE id = $1", run_id) == before_run
+    assert not await db.fetchval("SELECT 1 FROM run_events_ignored WHERE event_id = $1", duplicate.event_id)
+
+
+async def test_rebuilding_read_models_equals_the_live_ones(client, stack, db):
+    await client.wait_for_run("diff-e2e", {"SUCCESS"})
+
+    async def quiet() -> bool:
+        return not await db.fetchval("SELECT count(*) FROM runs WHERE status IN ('QUEUED', 'RUNNING')")
+
+    await eventually(quiet, timeout=30)
+    runs = await db.fetch("SELECT * FROM runs ORDER BY id")
+    assets = await db.fetch("SELECT * FROM assets ORDER BY integration_id, asset_key")
+    assert runs and assets
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.manage", "rebuild", env=stack.env, cwd=ROOT
+    )
+    assert await process.wait() == 0
+    assert await db.fetch("SELECT * FROM runs ORDER BY id") == runs
+    assert await db.fetch("SELECT * FROM assets ORDER BY integration_id, asset_key") == assets
