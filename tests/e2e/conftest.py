@@ -139,6 +139,20 @@ async def shop_dsn(stack: Stack) -> str:
     return await create_shop_database(stack.dsn, "source_shop_e2e")
 
 
+@pytest.fixture
+async def locked_view(shop_dsn: str) -> AsyncIterator[None]:
+    """Hold an exclusive lock on a view of the source: the crawl blocks on it (a slow source)."""
+    conn = await asyncpg.connect(shop_dsn)
+    transaction = conn.transaction()
+    await transaction.start()
+    await conn.execute("LOCK TABLE sales.big_orders IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        await transaction.rollback()
+        await conn.close()
+
+
 def postgres_integration(dsn: str, external_id: str, **extra: Any) -> dict[str, Any]:
     from urllib.parse import urlparse
 

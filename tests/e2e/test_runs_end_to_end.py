@@ -8,7 +8,6 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -32,20 +31,6 @@ async def trigger(client: Client, external_id: str) -> dict:
     status, body, _ = await client.call("POST", f"/api/integrations/{external_id}/run")
     assert status == 202, body
     return body
-
-
-@pytest.fixture
-async def locked_view(shop_dsn: str) -> AsyncIterator[None]:
-    """Hold an exclusive lock on a view of the source: the crawl blocks on it (a slow source)."""
-    conn = await asyncpg.connect(shop_dsn)
-    transaction = conn.transaction()
-    await transaction.start()
-    await conn.execute("LOCK TABLE sales.big_orders IN ACCESS EXCLUSIVE MODE")
-    try:
-        yield
-    finally:
-        await transaction.rollback()
-        await conn.close()
 
 
 async def test_run_reaches_success_with_exact_asset_counts_and_diffs_later_runs(client, stack):
