@@ -152,11 +152,16 @@ ON CONFLICT (integration_id, asset_key) DO UPDATE SET
     updated_run_id = EXCLUDED.updated_run_id, deleted_run_id = NULL, deleted_at = NULL
 """
 
+# ARRAY(...) is an InitPlan evaluated once; joining the jsonb set directly made the planner re-read
+# every payload per asset row (quadratic on a 40k-asset first run).
 _DELETE_ASSETS = """
 UPDATE assets SET deleted_run_id = $1, deleted_at = $3
-FROM (SELECT jsonb_array_elements_text(e.payload -> 'deleted') AS key
-      FROM run_events e WHERE e.run_id = $1 AND e.type = 'run.assets_changed.v1') d
-WHERE assets.integration_id = $2 AND assets.asset_key = d.key AND assets.deleted_at IS NULL
+WHERE assets.integration_id = $2 AND assets.deleted_at IS NULL
+  AND assets.asset_key = ANY (ARRAY(
+      SELECT jsonb_array_elements_text(e.payload -> 'deleted')
+      FROM run_events e
+      WHERE e.run_id = $1 AND e.type = 'run.assets_changed.v1'
+        AND jsonb_array_length(coalesce(e.payload -> 'deleted', '[]'::jsonb)) > 0))
 """
 
 
