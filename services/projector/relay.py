@@ -20,7 +20,11 @@ async def relay_once(pool: asyncpg.Pool, producer: AIOKafkaProducer, batch_size:
         rows = await outbox.claim_batch(conn, batch_size)
         if not rows:
             return 0
-        futures = [await producer.send(r["topic"], bytes(r["value"]), key=bytes(r["key"])) for r in rows]
+        futures = [
+            await producer.send(r["topic"], bytes(r["value"]), key=bytes(r["key"]))
+            for r in rows
+            if r["value"] is not None
+        ]
         await asyncio.gather(*futures)
         await outbox.delete(conn, [r["id"] for r in rows])
     return len(rows)

@@ -93,6 +93,17 @@ async def timed_run(session: aiohttp.ClientSession, url: str, db: asyncpg.Connec
         await asyncio.sleep(0.01)
 
 
+def start_stack(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """Migrate, then start the four services as processes (logs in a temp dir)."""
+    subprocess.run([sys.executable, "-m", "services.manage", "migrate"], cwd=ROOT, env=env, check=True)
+    logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    return [
+        subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env,
+                         stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
+        for name in ("api", "scheduler", "connector", "projector")
+    ]  # fmt: skip
+
+
 async def main() -> None:
     base = os.environ["DATABASE_URL"]
     print(f"building source catalog: {TABLES} tables x {COLUMNS} columns, {TABLES // VIEW_EVERY} views ...")
@@ -104,13 +115,7 @@ async def main() -> None:
     port = 18080
     env = os.environ | {"DATABASE_URL": dsn, "API_PORT": str(port), "BOOTSTRAP_API_KEY": KEY, "APP_ENV": "test",
                         "LOG_LEVEL": "WARNING"}  # fmt: skip
-    subprocess.run([sys.executable, "-m", "services.manage", "migrate"], cwd=ROOT, env=env, check=True)
-    logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
-    processes = [
-        subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env,
-                         stdout=open(logs / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
-        for name in ("api", "scheduler", "connector", "projector")
-    ]  # fmt: skip
+    processes = start_stack(env)
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_api(url)

@@ -96,6 +96,7 @@ async def update(conn: asyncpg.Connection, integration_id: uuid.UUID, values: di
 
 
 async def delete(conn: asyncpg.Connection, integration_id: uuid.UUID) -> None:
+    await conn.execute("DELETE FROM assets WHERE integration_id = $1", integration_id)
     await conn.execute("DELETE FROM integrations WHERE id = $1", integration_id)
 
 

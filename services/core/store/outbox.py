@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 import asyncpg
@@ -20,11 +21,38 @@ async def enqueue(conn: asyncpg.Connection, messages: Sequence[tuple[str, str, b
     await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
-async def claim_batch(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """Lock the oldest pending messages (call inside a transaction); other relays skip them."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit
+async def enqueue_run_events(conn: asyncpg.Connection, topic: str, event_ids: Sequence[uuid.UUID]) -> None:
+    """Queue accepted run log events by reference; the relay renders their envelope when publishing."""
+    await conn.execute(
+        "INSERT INTO outbox (topic, key, run_event_position) "
+        "SELECT $1, convert_to(e.integration_id::text, 'UTF8'), e.position FROM run_events e "
+        "WHERE e.event_id = ANY($2::uuid[]) ORDER BY e.position",
+        topic,
+        list(event_ids),
     )
+    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+
+
+# The envelope of a referenced run log event, rendered as shared.events.Envelope serialises it.
+_CLAIM = """
+SELECT o.id, o.topic, o.key,
+       coalesce(o.value, convert_to(json_build_object(
+           'envelope_version', 1, 'event_id', e.event_id, 'type', e.type, 'occurred_at', e.occurred_at,
+           'integration_id', e.integration_id, 'integration_external_id', i.external_id, 'run_id', e.run_id,
+           'seq', e.seq, 'payload', e.payload)::text, 'UTF8')) AS value
+FROM outbox o
+LEFT JOIN run_events e ON e.position = o.run_event_position
+LEFT JOIN integrations i ON i.id = e.integration_id
+ORDER BY o.id LIMIT $1
+FOR UPDATE OF o SKIP LOCKED
+"""
+
+
+async def claim_batch(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Lock the oldest pending messages (call inside a transaction); other relays skip them.
+
+    `value` is NULL for an event whose integration was deleted since: there is nothing left to publish."""
+    rows: list[asyncpg.Record] = await conn.fetch(_CLAIM, limit)
     return rows
 
 

@@ -108,7 +108,7 @@ async def append(conn: asyncpg.Connection, run_id: uuid.UUID, events: Sequence[E
         await _record_applied(conn, result.applied)
         await conn.execute(_UPSERT_RUN, *_run_row(result.state))
         await _apply_side_effects(conn, result.state, result.applied)
-        await outbox.enqueue(conn, [(topics.RUN_EVENTS, str(e.integration_id), e.to_bytes()) for e in result.applied])
+        await outbox.enqueue_run_events(conn, topics.RUN_EVENTS, [e.event_id for e in result.applied])
     if result.ignored:
         await conn.executemany(
             "INSERT INTO run_events_ignored (event_id, run_id, integration_id, type, occurred_at, reason) "
@@ -169,6 +169,7 @@ async def apply_assets_of_run(
     conn: asyncpg.Connection, run_id: uuid.UUID, integration_id: uuid.UUID, succeeded: Envelope
 ) -> None:
     """Merge a successful run's asset changes (staged in the log) into the asset store, set-based."""
+    await conn.execute("SET LOCAL work_mem = '64MB'")  # the merge sorts every changed asset once
     await conn.execute(_UPSERT_ASSETS, run_id, integration_id)
     await conn.execute(_DELETE_ASSETS, run_id, integration_id, succeeded.occurred_at)
 

@@ -96,8 +96,10 @@ CREATE TABLE run_heartbeats (
 );
 
 -- Discovered assets per integration: the state after the last successful run (rebuilt from the log).
+-- No foreign key to integrations: a first crawl inserts 10,000s of rows and the per-row FK check was a
+-- quarter of that merge; deleting an integration deletes its assets explicitly.
 CREATE TABLE assets (
-    integration_id  uuid NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    integration_id  uuid NOT NULL,
     asset_key       text NOT NULL,
     kind            text NOT NULL,
     name            text NOT NULL,
@@ -112,12 +114,15 @@ CREATE TABLE assets (
 );
 
 -- Transactional outbox: rows written with the state change, published to Kafka by the relay.
+-- A run log event is referenced by position rather than copied (asset batches are large).
 CREATE TABLE outbox (
-    id         bigserial PRIMARY KEY,
-    topic      text NOT NULL,
-    key        bytea NOT NULL,
-    value      bytea NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    id                 bigserial PRIMARY KEY,
+    topic              text NOT NULL,
+    key                bytea NOT NULL,
+    value              bytea,
+    run_event_position bigint,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    CHECK ((value IS NULL) <> (run_event_position IS NULL))
 );
 
 -- Every scheduled fire, including the ones skipped because a run was active.
