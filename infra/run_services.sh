@@ -31,6 +31,10 @@ if alive api; then
   exit 0
 fi
 stop_services  # leftovers of a crashed run
+if (exec 3<>"/dev/tcp/${API_HOST:-127.0.0.1}/${API_PORT:-8080}") 2>/dev/null; then
+  echo "Port ${API_PORT:-8080} is taken by another process; stop it or choose another port: API_PORT=8090 make run"
+  exit 1
+fi
 
 cd "$ROOT"
 for s in "${SERVICES[@]}"; do
