@@ -9,6 +9,7 @@ PY=$ROOT/.venv/bin/python
 RUN_DIR=$ROOT/.local/dev/services
 SERVICES=(api scheduler connector projector)
 mkdir -p "$RUN_DIR"
+trap "" PIPE  # a closed terminal or pipe must not kill the script before it stopped everything
 
 alive() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
 
