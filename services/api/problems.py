@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from services.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from services.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, field_errors
 
 log = structlog.get_logger()
 
@@ -40,10 +40,7 @@ class BadRequest(Exception):
 
 
 def validation_problem(error: ValidationError, request: web.Request, prefix: str = "") -> web.Response:
-    errors = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"])
-        errors.append({"field": f"{prefix}{field}" if field else prefix.rstrip(".") or "body", "message": item["msg"]})
+    errors = [{"field": field, "message": message} for field, message in field_errors(error, prefix)]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return problem(422, f"Invalid request body: {detail}", request, errors=errors)
 

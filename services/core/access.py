@@ -7,11 +7,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.core.ingestion import Runtime
-from services.core.model import EXTERNAL_ID_PATTERN, EXTERNAL_ID_RULE, Permission, Principal
+from services.core.model import ExternalId, Permission, Principal
 from services.core.store import access as access_store
 
 KEY_PREFIX = "icp_"
@@ -20,15 +20,8 @@ KEY_PREFIX = "icp_"
 class NewTeam(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    external_id: str = Field(alias="externalId")
+    external_id: ExternalId = Field(alias="externalId")
     name: str = Field(min_length=1, max_length=200)
-
-    @field_validator("external_id")
-    @classmethod
-    def _external_id(cls, value: str) -> str:
-        if not EXTERNAL_ID_PATTERN.match(value):
-            raise ValueError(f"externalId must be {EXTERNAL_ID_RULE}")
-        return value
 
 
 class TeamGrant(BaseModel):

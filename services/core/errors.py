@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class DomainError(Exception):
     retriable = False
@@ -41,3 +43,13 @@ class TransitionRejected(DomainError):
 
 class Unavailable(DomainError):
     retriable = True
+
+
+def field_errors(error: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    """(field, message) for each problem, without echoing input values (they may hold credentials)."""
+    found = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"])
+        field = f"{prefix}.{location}" if prefix and location else (location or prefix or "body")
+        found.append((field, item["msg"].removeprefix("Value error, ")))
+    return found

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.core.crypto import CredentialCipher
-from services.core.errors import Conflict, Forbidden, InvalidInput
+from services.core.errors import Conflict, Forbidden, InvalidInput, field_errors
 from services.core.ingestion import Runtime, editable_integration, visible_integration
-from services.core.model import EXTERNAL_ID_PATTERN, EXTERNAL_ID_RULE, Integration, Principal, Schedule, Source
+from services.core.model import ExternalId, Integration, Principal, Schedule, Source
 from services.core.runs import RunState
 from services.core.sources import check_host_allowed, config_models
 from services.core.store import access as access_store
@@ -32,18 +32,11 @@ class IntegrationFields(BaseModel):
 
 
 class NewIntegration(IntegrationFields):
-    external_id: str = Field(alias="externalId")
+    external_id: ExternalId = Field(alias="externalId")
     name: str = Field(min_length=1, max_length=200)
     source: Source
     enabled: bool = True
     configuration: dict[str, Any]
-
-    @field_validator("external_id")
-    @classmethod
-    def _external_id(cls, value: str) -> str:
-        if not EXTERNAL_ID_PATTERN.match(value):
-            raise ValueError(f"externalId must be {EXTERNAL_ID_RULE}")
-        return value
 
 
 class IntegrationService:
@@ -167,11 +160,8 @@ def _parse(model: type[BaseModel], value: dict[str, Any], prefix: str) -> dict[s
     try:
         return model.model_validate(value).model_dump(by_alias=True)
     except ValidationError as error:
-        first = error.errors()[0]
-        location = ".".join(str(part) for part in first["loc"])
-        field = f"{prefix}.{location}" if location else prefix
-        # Never echo the input value: credentials may be in it.
-        raise InvalidInput(f"{field}: {first['msg']}", field=field) from None
+        field, message = field_errors(error, prefix)[0]
+        raise InvalidInput(f"{field}: {message}", field=field) from None
 
 
 def _schedule_json(schedule: Schedule | None) -> dict[str, Any] | None:

@@ -7,14 +7,23 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EXTERNAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 EXTERNAL_ID_RULE = "1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def _check_external_id(value: str) -> str:
+    if not EXTERNAL_ID_PATTERN.match(value):
+        raise ValueError(f"externalId must be {EXTERNAL_ID_RULE}")
+    return value
+
+
+ExternalId = Annotated[str, AfterValidator(_check_external_id)]
 
 
 class Source(StrEnum):
