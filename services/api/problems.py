@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
@@ -77,3 +79,24 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if error.status >= 400:
             return problem(error.status, error.text or error.reason, request)
         raise
+    except (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError):
+        log.exception("database_unavailable")
+        return problem(503, "The database is unavailable; retry shortly.", request)
+    except Exception:  # a bug: log it with the request context, answer in the API's error format
+        log.exception("request_failed")
+        return problem(500, "Internal error; it was logged. Retry, and report it if it persists.", request)
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One log context per request: every line logged while handling it carries these fields."""
+    structlog.contextvars.bind_contextvars(
+        request_id=request.headers.get("X-Request-Id") or uuid.uuid4().hex, method=request.method, path=request.path
+    )
+    try:
+        response = await handler(request)
+        if response.status >= 500:
+            log.warning("request_answered", status=response.status)
+        return response
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id", "method", "path")

@@ -12,11 +12,14 @@ from services.core.store import runlog
 
 log = structlog.get_logger()
 
+# Silence is measured up to when the projector was last caught up ($4, or now without a projector):
+# a lagging or stopped projector delays heartbeats, and must not make healthy runs look dead.
 _STALE = """
+WITH ref AS (SELECT least($4::timestamptz, coalesce((SELECT caught_up_at FROM projector_status), $4)) AS at)
 SELECT r.id, r.status
-FROM runs r LEFT JOIN run_heartbeats h ON h.run_id = r.id
-WHERE (r.status = 'RUNNING' AND coalesce(h.last_at, r.started_at, r.requested_at) < $1)
-   OR (r.status = 'QUEUED' AND r.requested_at < $2)
+FROM runs r LEFT JOIN run_heartbeats h ON h.run_id = r.id, ref
+WHERE (r.status = 'RUNNING' AND coalesce(h.last_at, r.started_at, r.requested_at) < ref.at - $1::interval)
+   OR (r.status = 'QUEUED' AND r.requested_at < $4::timestamptz - $2::interval)
 LIMIT $3
 FOR UPDATE OF r SKIP LOCKED
 """
@@ -29,9 +32,8 @@ async def reap_stale_runs(
     reaped = 0
     async with rt.pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            _STALE, now - timedelta(seconds=heartbeat_timeout_s), now - timedelta(seconds=queued_timeout_s),
-            batch_size,
-        )  # fmt: skip
+            _STALE, timedelta(seconds=heartbeat_timeout_s), timedelta(seconds=queued_timeout_s), batch_size, now
+        )
         for row in rows:
             state = await runlog.load_state(conn, row["id"])
             if RunStatus(row["status"]) is RunStatus.RUNNING:

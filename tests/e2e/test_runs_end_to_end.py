@@ -182,3 +182,48 @@ async def test_rebuilding_read_models_equals_the_live_ones(client, stack, db):
     assert await process.wait() == 0
     assert await db.fetch("SELECT * FROM runs ORDER BY id") == runs
     assert await db.fetch("SELECT * FROM assets ORDER BY integration_id, asset_key") == assets
+
+
+async def test_a_stopped_connector_ends_its_runs_failed_at_once(client, stack: Stack, locked_view, shop_dsn, db):
+    await create(client, postgres_integration(shop_dsn, "sigterm-e2e"))
+    run_id = uuid.UUID((await trigger(client, "sigterm-e2e"))["ingestionRunId"])
+
+    async def started() -> bool:
+        return await db.fetchval("SELECT started_at IS NOT NULL FROM runs WHERE id = $1", run_id)
+
+    await eventually(started)
+    stack.stop("connector", signal.SIGTERM)
+    try:
+        run = await client.wait_for_run("sigterm-e2e", {"FAILED", "SUCCESS", "CANCELLED"}, timeout=10)
+        assert run["status"] == "FAILED" and "connector stopped during the run" in run["message"]
+    finally:
+        stack.start("connector")
+
+
+async def test_credentials_never_reach_logs_events_or_responses(client, stack: Stack, shop_dsn, db):
+    role, password = f"reader_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+    source = await asyncpg.connect(shop_dsn)
+    await source.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    await source.close()
+    body = postgres_integration(shop_dsn, "creds-e2e")
+    body["configuration"]["username"] = role
+    body["credentials"] = {"password": password}
+    status, created, _ = await client.call("POST", "/api/integrations", json=body)
+    assert status == 201 and password not in json.dumps(created)
+    await trigger(client, "creds-e2e")
+    assert (await client.wait_for_run("creds-e2e", {"SUCCESS", "FAILED"}))["status"] == "SUCCESS"
+    # A wrong password fails the run with a message that names the problem, not the secret.
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    assert (await client.call("PATCH", "/api/integrations/creds-e2e", json={"credentials": {"password": wrong}}))[
+        0
+    ] == 200
+    await trigger(client, "creds-e2e")
+    failed = await client.wait_for_run("creds-e2e", {"FAILED", "SUCCESS"})
+    assert failed["status"] == "FAILED" and "Cannot connect" in failed["message"] and wrong not in failed["message"]
+    logged = "".join(stack.log(name) for name in ("api", "scheduler", "connector", "projector"))
+    assert password not in logged and wrong not in logged
+    events = await db.fetch(
+        "SELECT payload::text AS p FROM run_events e JOIN integrations i ON i.id = e.integration_id "
+        "WHERE i.external_id = 'creds-e2e'"
+    )
+    assert events and not any(password in e["p"] or wrong in e["p"] for e in events)

@@ -88,6 +88,13 @@ CREATE INDEX runs_by_integration ON runs (integration_id, requested_at DESC, id 
 CREATE INDEX runs_by_integration_status ON runs (integration_id, status, requested_at DESC, id DESC);
 CREATE INDEX runs_active ON runs (status, requested_at) WHERE status IN ('QUEUED', 'RUNNING');
 
+-- When the projector last had no backlog. Heartbeats reach Postgres through it, so the reaper judges
+-- silence against this time, never against a lagging (or stopped) projector.
+CREATE TABLE projector_status (
+    id            integer PRIMARY KEY CHECK (id = 1),
+    caught_up_at  timestamptz NOT NULL
+);
+
 -- Liveness of running runs (operational, not part of the log).
 CREATE TABLE run_heartbeats (
     run_id       uuid PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
