@@ -84,8 +84,7 @@ class RunExecutor:
         self._clock = clock
 
     async def execute(self, handle: RunHandle) -> None:
-        async with self._pool.acquire() as conn:
-            ctx = await integration_store.load_run_context(conn, handle.run_id)
+        ctx = await self._load_context(handle.run_id)
         if ctx is None or ctx.run.status is not RunStatus.QUEUED:
             # Already started elsewhere, finished, or cancelled before it started: nothing to do.
             log.info("run_skipped", run_id=str(handle.run_id), status=ctx.run.status.value if ctx else "unknown")
@@ -151,6 +150,18 @@ class RunExecutor:
                   f"{counts.deleted} deleted." + (f" Warnings: {warnings}" if warnings else "")  # fmt: skip
         await self._finish(run, EventType.RUN_SUCCEEDED, message)
         log.info("run_succeeded", processed=counts.processed, created=counts.created)
+
+    async def _load_context(self, run_id: uuid.UUID) -> RunContext | None:
+        """Wait out a database outage: the request stays uncommitted on Kafka until this succeeds."""
+        delay = 0.5
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    return await integration_store.load_run_context(conn, run_id)
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
+                log.warning("run_context_unavailable", run_id=str(run_id), error=str(error), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def _credentials(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.credentials_enc is None:

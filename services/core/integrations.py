@@ -78,6 +78,7 @@ class IntegrationService:
                 values["name"] = changes.name
             if "enabled" in sent and changes.enabled is not None:
                 values["enabled"] = changes.enabled
+                values["next_fire_at"] = None  # re-enabling starts from now, no burst of missed fires
             if "schedule" in sent:
                 values["schedule"] = _schedule_json(changes.schedule)
                 values["next_fire_at"] = None  # the scheduler recomputes it from the new rule

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import ValidationError
+
 from services.core.errors import AlreadyRunning, TransitionRejected
 from shared.events import (
     AssetCountsPayload,
@@ -168,6 +170,14 @@ def _event(state: RunState, kind: EventType, at: datetime, payload: dict[str, ob
 
 def evolve(state: RunState | None, event: Envelope) -> RunState:
     """Apply one event. Raises TransitionRejected when the event does not fit the current state."""
+    try:
+        return _evolve(state, event)
+    except ValidationError as malformed:
+        # A payload that does not match its type is rejected like any other misfit, never half-applied.
+        raise TransitionRejected(f"{event.type} has a malformed payload: {malformed.error_count()} error(s)") from None
+
+
+def _evolve(state: RunState | None, event: Envelope) -> RunState:
     if event.type == EventType.RUN_REQUESTED:
         if state is not None:
             raise TransitionRejected(f"run {event.run_id} was already requested")

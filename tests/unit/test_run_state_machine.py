@@ -124,3 +124,10 @@ def test_reaping_a_run_whose_cancel_was_requested_ends_it_cancelled():
     state = evolve(state, decide(state, CancelRun(requested_by="bob", at=T0))[0])
     [event] = decide(state, ReapRun(reason="no heartbeat", at=T0))
     assert evolve(state, event).status is RunStatus.CANCELLED
+
+
+def test_a_malformed_payload_is_rejected_not_half_applied():
+    state = requested()
+    state = evolve(state, fact(state, EventType.RUN_STARTED, {"connector_id": "c1"}))
+    with pytest.raises(TransitionRejected, match="malformed payload"):
+        evolve(state, fact(state, EventType.RUN_SUCCEEDED, {"counts": {"assets_processed": "many"}}))
