@@ -15,8 +15,15 @@ from tests.support import eventually
 pytestmark = pytest.mark.integration
 
 
+def marker_event() -> bytes:
+    from shared.events import Envelope, EventType
+
+    return Envelope(type=EventType.RUN_HEARTBEAT, integration_id=uuid.uuid4(), integration_external_id="marker",
+                    run_id=uuid.uuid4(), payload={"connector_id": "test"}).to_bytes()  # fmt: skip
+
+
 async def test_relay_publishes_then_deletes(pool, kafka_bootstrap):
-    marker = uuid.uuid4().hex.encode()
+    marker = marker_event()
     consumer = make_consumer(kafka_bootstrap, topics.RUN_EVENTS, group_id=f"test-{uuid.uuid4()}",
                              client_id="test", from_latest=False)  # fmt: skip
     producer = make_producer(kafka_bootstrap, client_id="test-relay")
@@ -41,10 +48,50 @@ async def test_relay_publishes_then_deletes(pool, kafka_bootstrap):
 
 
 async def test_rolled_back_transactions_leave_nothing_to_publish(pool):
-    marker = uuid.uuid4().hex.encode()
+    marker = marker_event()
     with pytest.raises(RuntimeError):
         async with pool.acquire() as conn, conn.transaction():
             await outbox.enqueue(conn, [(topics.RUN_EVENTS, "k", marker)])
             raise RuntimeError("the state change failed")
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM outbox WHERE value = $1", marker) == 0
+
+
+async def test_published_run_events_carry_the_documented_envelope(runtime, make_integration, pool, kafka_bootstrap):
+    from services.core import ingestion
+    from shared.events import Envelope, EventType
+    from tests.integration.conftest import OWNER
+
+    consumer = make_consumer(kafka_bootstrap, topics.RUN_EVENTS, group_id=f"test-{uuid.uuid4()}", client_id="test")
+    producer = make_producer(kafka_bootstrap, client_id="test-relay")
+    await consumer.start()
+    await producer.start()
+    try:
+        integration = await make_integration()
+        run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+        await ingestion.cancel_run(runtime, OWNER, integration.external_id)
+        while await relay_once(pool, producer):
+            pass
+        received: list[Envelope] = []
+
+        async def all_three() -> bool:
+            batches = await consumer.getmany(timeout_ms=200)
+            for messages in batches.values():
+                for message in messages:
+                    event = Envelope.from_bytes(message.value)
+                    if event.run_id == run.run_id:
+                        assert message.key == str(integration.id).encode()
+                        received.append(event)
+            return len(received) == 3
+
+        await eventually(all_three, timeout=20)
+        assert [(e.type, e.seq) for e in received] == [
+            (EventType.RUN_REQUESTED, 1),
+            (EventType.RUN_CANCEL_REQUESTED, 2),
+            (EventType.RUN_CANCELLED, 3),
+        ]
+        assert all(e.integration_external_id == integration.external_id for e in received)
+        assert received[0].payload == {"trigger": "manual", "requested_by": "owner"}
+    finally:
+        await consumer.stop()
+        await producer.stop()
