@@ -1,0 +1,122 @@
+"""The run executor against a real source database, reporting into a fake of our Reporter protocol."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from urllib.parse import urlparse
+
+import pytest
+
+from services.connector.executor import ExecutorConfig, RunExecutor, RunHandle
+from services.core import ingestion
+from services.core.crypto import CredentialCipher
+from services.core.store import runlog
+from shared.events import Envelope, EventType
+from tests.integration.conftest import OWNER
+from tests.support import SHOP_ASSETS, create_shop_database, eventually
+
+pytestmark = pytest.mark.integration
+
+
+class RecordingReporter:
+    def __init__(self) -> None:
+        self.events: list[Envelope] = []
+        self.flushes = 0
+
+    async def emit(self, event: Envelope) -> None:
+        self.events.append(event)
+
+    async def flush(self) -> None:
+        self.flushes += 1
+
+    def types(self) -> list[EventType]:
+        return [e.type for e in self.events if e.type != EventType.RUN_HEARTBEAT]
+
+
+@pytest.fixture(scope="module")
+async def source(database: str) -> str:
+    return await create_shop_database(database, "source_executor_it")
+
+
+def executor(pool, reporter: RecordingReporter) -> RunExecutor:
+    config = ExecutorConfig(connector_id="test", heartbeat_interval_s=0.05, progress_interval_s=0.0,
+                            allow_private_sources=True)  # fmt: skip
+    return RunExecutor(pool, reporter, CredentialCipher.from_settings(None, True), config, lambda: datetime.now(UTC))
+
+
+async def postgres_integration(make_integration, dsn: str, password: str | None = None):
+    url = urlparse(dsn)
+    return await make_integration(
+        configuration={"host": url.hostname, "port": url.port, "database": url.path.lstrip("/"),
+                       "username": url.username, "sslmode": "disable"},
+        credentials={"password": password or url.password},
+    )  # fmt: skip
+
+
+async def test_a_run_reports_start_assets_progress_and_success(runtime, pool, make_integration, source):
+    integration = await postgres_integration(make_integration, source)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    reporter = RecordingReporter()
+    await executor(pool, reporter).execute(RunHandle(run.run_id))
+    types = reporter.types()
+    assert types[0] == EventType.RUN_STARTED and types[-1] == EventType.RUN_SUCCEEDED
+    assert EventType.ASSETS_CHANGED in types and EventType.RUN_PROGRESSED in types
+    upserted = sum(len(e.payload["upserted"]) for e in reporter.events if e.type == EventType.ASSETS_CHANGED)
+    assert upserted == SHOP_ASSETS
+    assert reporter.events[-1].payload["counts"]["assets_created"] == SHOP_ASSETS
+    # Applied to the log, the events end the run SUCCESS and fill the asset store.
+    async with pool.acquire() as conn, conn.transaction():
+        result = await runlog.append(
+            conn, run.run_id, [e for e in reporter.events if e.type != EventType.RUN_HEARTBEAT]
+        )
+        stored = await conn.fetchval("SELECT count(*) FROM assets WHERE integration_id = $1", integration.id)
+    assert result.state is not None and result.state.status.value == "SUCCESS" and stored == SHOP_ASSETS
+
+
+async def test_a_run_that_is_no_longer_queued_is_skipped(runtime, pool, make_integration, source):
+    integration = await postgres_integration(make_integration, source)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    await ingestion.cancel_run(runtime, OWNER, integration.external_id)
+    reporter = RecordingReporter()
+    await executor(pool, reporter).execute(RunHandle(run.run_id))
+    assert reporter.events == []
+
+
+async def test_a_source_error_fails_the_run_without_the_password(runtime, pool, make_integration, source):
+    integration = await postgres_integration(make_integration, source, password="not-the-password-123")
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    reporter = RecordingReporter()
+    await executor(pool, reporter).execute(RunHandle(run.run_id))
+    assert reporter.types() == [EventType.RUN_STARTED, EventType.RUN_FAILED]
+    message = reporter.events[-1].payload["message"]
+    assert "Cannot connect to PostgreSQL" in message and "not-the-password-123" not in message
+
+
+async def test_a_users_cancel_ends_the_run_cancelled(runtime, pool, make_integration, source):
+    import asyncpg
+
+    integration = await postgres_integration(make_integration, source)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    blocker = await asyncpg.connect(source)
+    transaction = blocker.transaction()
+    await transaction.start()
+    await blocker.execute("LOCK TABLE sales.big_orders IN ACCESS EXCLUSIVE MODE")
+    try:
+        reporter = RecordingReporter()
+        handle = RunHandle(run.run_id)
+        handle.task = asyncio.create_task(executor(pool, reporter).execute(handle))
+
+        async def started() -> bool:
+            return EventType.RUN_STARTED in reporter.types()
+
+        await eventually(started, timeout=5)
+        await asyncio.sleep(0.2)  # blocked on the locked view by now
+        handle.cancel("alice")
+        await asyncio.wait_for(handle.task, timeout=5)
+        assert reporter.types()[-1] == EventType.RUN_CANCELLED
+        assert reporter.events[-1].payload["message"] == "Cancelled by alice."
+        assert any(e.type == EventType.RUN_HEARTBEAT for e in reporter.events)
+    finally:
+        await transaction.rollback()
+        await blocker.close()
