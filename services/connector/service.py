@@ -128,6 +128,10 @@ class ConnectorService:
             self._active[envelope.run_id] = handle
             try:
                 await self._executor.execute(handle)
+            except Exception:
+                # E.g. Kafka unreachable while reporting the outcome: the run stays RUNNING without
+                # heartbeats and the reaper ends it, so this request is done with either way.
+                log.exception("run_execution_error", run_id=str(envelope.run_id))
             finally:
                 self._active.pop(envelope.run_id, None)
         self.tracker.finished(tp, offset)
