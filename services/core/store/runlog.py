@@ -183,6 +183,8 @@ async def rebuild(conn: asyncpg.Connection, batch_size: int = 5000) -> int:
     """Recompute every read model from run_events in one transaction. Returns the events replayed."""
     async with conn.transaction():
         await conn.execute("LOCK TABLE run_events IN SHARE MODE")
+        # Heartbeats are not in the log; keep them, or the reaper would take running runs for dead ones.
+        await conn.execute("CREATE TEMP TABLE kept_heartbeats ON COMMIT DROP AS SELECT * FROM run_heartbeats")
         await conn.execute("TRUNCATE runs CASCADE")
         await conn.execute("DELETE FROM assets")
         states: dict[uuid.UUID, RunState] = {}
@@ -212,6 +214,10 @@ async def rebuild(conn: asyncpg.Connection, batch_size: int = 5000) -> int:
                 states[state.run_id] = state
         finished.extend(states.values())
         await _flush(conn, finished)
+        await conn.execute(
+            "INSERT INTO run_heartbeats SELECT k.* FROM kept_heartbeats k "
+            "JOIN runs r ON r.id = k.run_id AND r.status IN ('QUEUED', 'RUNNING')"
+        )
         return replayed
 
 
