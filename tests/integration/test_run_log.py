@@ -124,3 +124,16 @@ async def test_runs_are_listed_newest_first_and_filtered_by_status(runtime, make
     assert [r.run_id for r in listed][1:] == list(reversed(ids))
     cancelled = await ingestion.list_runs(runtime, OWNER, integration.external_id, [RunStatus.CANCELLED], 2)
     assert [r.run_id for r in cancelled] == list(reversed(ids))[:2]
+
+
+async def test_rebuild_keeps_the_heartbeats_of_active_runs(runtime, make_integration):
+    integration = await make_integration()
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    async with runtime.pool.acquire() as conn:
+        async with conn.transaction():
+            await runlog.append(conn, run.run_id, [report(run, EventType.RUN_STARTED, {"connector_id": "c"})])
+        await conn.execute("INSERT INTO run_heartbeats VALUES ($1, 'c', now())", run.run_id)
+        await runlog.rebuild(conn)
+        kept = await conn.fetchval("SELECT connector_id FROM run_heartbeats WHERE run_id = $1", run.run_id)
+        status = await conn.fetchval("SELECT status FROM runs WHERE id = $1", run.run_id)
+    assert (kept, status) == ("c", "RUNNING")
