@@ -43,6 +43,7 @@ async def run_connector(settings: ConnectorSettings) -> None:
                 heartbeat_interval_s=settings.heartbeat_interval_s,
                 progress_interval_s=settings.progress_interval_s,
                 allow_private_sources=settings.allow_private_sources,
+                run_timeout_s=settings.run_timeout_s,
             ),
             clock=lambda: datetime.now(UTC),
         )

@@ -23,10 +23,13 @@ from services.core.runs import RunStatus
 from services.core.sources import check_host_allowed
 from services.core.store import integrations as integration_store
 from services.core.store.integrations import RunContext
-from shared.events import AssetsChanged, Envelope, EventType, RunFinished, RunHeartbeat, RunProgressed, RunStarted
+from shared.events import Envelope, EventType, RunFinished, RunHeartbeat, RunProgressed, RunStarted
 from shared.logging import redact_text
 
 log = structlog.get_logger()
+
+MAX_EVENT_BYTES = 4 * 1024 * 1024  # well under the producer's and broker's 8 MiB message limit
+DELETED_KEYS_PER_EVENT = 20_000
 
 
 class Reporter(Protocol):
@@ -59,6 +62,7 @@ class ExecutorConfig:
     heartbeat_interval_s: float
     progress_interval_s: float
     allow_private_sources: bool
+    run_timeout_s: float = 3600.0
 
 
 @dataclass
@@ -96,7 +100,7 @@ class RunExecutor:
         log.info("run_started")
         heartbeat = asyncio.create_task(self._heartbeats(run))
         try:
-            await self._crawl(run)
+            await self._crawl_within_limit(run)
         except asyncio.CancelledError:
             if not handle.user_cancelled:
                 await self._finish(run, EventType.RUN_FAILED, "The connector stopped during the run; trigger it again.")
@@ -113,6 +117,18 @@ class RunExecutor:
         finally:
             heartbeat.cancel()
             structlog.contextvars.unbind_contextvars("run_id", "integration")
+
+    async def _crawl_within_limit(self, run: _Run) -> None:
+        limit_s = self._config.run_timeout_s
+        try:
+            async with asyncio.timeout(limit_s) as limit:
+                await self._crawl(run)
+        except TimeoutError:
+            if not limit.expired():
+                raise  # a timeout inside the source, not ours
+            raise SourceError(
+                f"The run took longer than {limit_s:g}s and was stopped (CONNECTOR_RUN_TIMEOUT_SECONDS)."
+            ) from None
 
     async def _crawl(self, run: _Run) -> None:
         ctx = run.ctx
@@ -134,14 +150,13 @@ class RunExecutor:
             async for batch in plugin.crawl():
                 changed = run.diff.add(batch)
                 if changed:
-                    # Plain dicts: the plug-in built them in the Asset shape; re-validating 1000s per batch is waste.
-                    await self._emit(run, EventType.ASSETS_CHANGED, {"upserted": changed, "deleted": []})
+                    await self._emit_assets(run, changed, [])
                 if time.monotonic() - last_progress >= self._config.progress_interval_s:
                     last_progress = time.monotonic()
                     await self._emit(run, EventType.RUN_PROGRESSED, RunProgressed(counts=run.diff.counts.to_payload()))
             gone = run.diff.finish()
-            if gone:
-                await self._emit(run, EventType.ASSETS_CHANGED, AssetsChanged(deleted=gone))
+            for start in range(0, len(gone), DELETED_KEYS_PER_EVENT):
+                await self._emit_assets(run, [], gone[start : start + DELETED_KEYS_PER_EVENT])
         finally:
             await plugin.close()
         warnings = "; ".join(plugin.report.warnings)
@@ -150,6 +165,17 @@ class RunExecutor:
                   f"{counts.deleted} deleted." + (f" Warnings: {warnings}" if warnings else "")  # fmt: skip
         await self._finish(run, EventType.RUN_SUCCEEDED, message)
         log.info("run_succeeded", processed=counts.processed, created=counts.created)
+
+    async def _emit_assets(self, run: _Run, upserted: list[dict[str, Any]], deleted: list[str]) -> None:
+        """One AssetsChanged event, halved until it fits a Kafka message (huge view definitions exist)."""
+        # Plain dicts: the plug-in built them in the Asset shape; re-validating 1000s per batch is waste.
+        event = self._event(run, EventType.ASSETS_CHANGED, {"upserted": upserted, "deleted": deleted})
+        if len(upserted) > 1 and len(event.to_bytes()) > MAX_EVENT_BYTES:
+            half = len(upserted) // 2
+            await self._emit_assets(run, upserted[:half], deleted)
+            await self._emit_assets(run, upserted[half:], [])
+            return
+        await self._reporter.emit(event)
 
     async def _load_context(self, run_id: uuid.UUID) -> RunContext | None:
         """Wait out a database outage: the request stays uncommitted on Kafka until this succeeds."""
@@ -183,15 +209,16 @@ class RunExecutor:
             await asyncio.sleep(self._config.heartbeat_interval_s)
             await self._emit(run, EventType.RUN_HEARTBEAT, beat)
 
-    async def _emit(self, run: _Run, kind: EventType, payload: BaseModel | dict[str, Any]) -> None:
+    async def _emit(self, run: _Run, kind: EventType, payload: BaseModel) -> None:
+        await self._reporter.emit(self._event(run, kind, payload.model_dump()))
+
+    def _event(self, run: _Run, kind: EventType, payload: dict[str, Any]) -> Envelope:
         ctx = run.ctx.run
-        await self._reporter.emit(
-            Envelope(
-                type=kind,
-                occurred_at=self._clock(),
-                integration_id=ctx.integration_id,
-                integration_external_id=ctx.integration_external_id,
-                run_id=ctx.run_id,
-                payload=payload if isinstance(payload, dict) else payload.model_dump(),
-            )
+        return Envelope(
+            type=kind,
+            occurred_at=self._clock(),
+            integration_id=ctx.integration_id,
+            integration_external_id=ctx.integration_external_id,
+            run_id=ctx.run_id,
+            payload=payload,
         )

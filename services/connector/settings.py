@@ -16,4 +16,5 @@ class ConnectorSettings(CommonSettings):
     allow_private_sources: bool = Field(default=True, alias="ALLOW_PRIVATE_SOURCES")
     heartbeat_interval_s: float = Field(default=2.0, alias="HEARTBEAT_INTERVAL_SECONDS", gt=0)
     progress_interval_s: float = Field(default=1.0, alias="PROGRESS_INTERVAL_SECONDS", gt=0)
+    run_timeout_s: float = Field(default=3600.0, alias="CONNECTOR_RUN_TIMEOUT_SECONDS", gt=0)
     max_concurrent_runs: int = Field(default=4, alias="CONNECTOR_MAX_CONCURRENT_RUNS", ge=1)

@@ -21,6 +21,15 @@ from tests.support import SHOP_ASSETS, create_shop_database, eventually
 pytestmark = pytest.mark.e2e
 
 
+async def wait_started(db, run_id: str) -> None:
+    """Until a connector picked the run up (its RUNNING is the connector's, not the queue's)."""
+
+    async def started() -> bool:
+        return await db.fetchval("SELECT started_at IS NOT NULL FROM runs WHERE id = $1", uuid.UUID(run_id))
+
+    await eventually(started)
+
+
 async def create(client: Client, body: dict) -> dict:
     status, created, _ = await client.call("POST", "/api/integrations", json=body)
     assert status == 201, created
@@ -99,12 +108,7 @@ async def test_fifty_concurrent_triggers_give_exactly_one_202(client, stack, loc
 
 async def test_cancelling_a_slow_run_ends_it_cancelled(client, stack, locked_view, shop_dsn, db):
     await create(client, postgres_integration(shop_dsn, "cancel-e2e"))
-    run_id = (await trigger(client, "cancel-e2e"))["ingestionRunId"]
-
-    async def started() -> bool:
-        return await db.fetchval("SELECT started_at IS NOT NULL FROM runs WHERE id = $1", uuid.UUID(run_id))
-
-    await eventually(started)
+    await wait_started(db, (await trigger(client, "cancel-e2e"))["ingestionRunId"])
     await asyncio.sleep(0.5)  # let the crawl reach the locked view
     began = time.monotonic()
     status, _, _ = await client.call("POST", "/api/integrations/cancel-e2e/cancel")
@@ -120,12 +124,7 @@ async def test_cancelling_a_slow_run_ends_it_cancelled(client, stack, locked_vie
 
 async def test_a_killed_connector_leaves_no_run_stuck(client, stack: Stack, locked_view, shop_dsn, db):
     await create(client, postgres_integration(shop_dsn, "kill-e2e"))
-    run_id = uuid.UUID((await trigger(client, "kill-e2e"))["ingestionRunId"])
-
-    async def started() -> bool:
-        return await db.fetchval("SELECT started_at IS NOT NULL FROM runs WHERE id = $1", run_id)
-
-    await eventually(started)
+    await wait_started(db, (await trigger(client, "kill-e2e"))["ingestionRunId"])
     stack.stop("connector", signal.SIGKILL)
     try:
         run = await client.wait_for_run("kill-e2e", {"FAILED", "SUCCESS", "CANCELLED"}, timeout=30)
@@ -186,12 +185,7 @@ async def test_rebuilding_read_models_equals_the_live_ones(client, stack, db):
 
 async def test_a_stopped_connector_ends_its_runs_failed_at_once(client, stack: Stack, locked_view, shop_dsn, db):
     await create(client, postgres_integration(shop_dsn, "sigterm-e2e"))
-    run_id = uuid.UUID((await trigger(client, "sigterm-e2e"))["ingestionRunId"])
-
-    async def started() -> bool:
-        return await db.fetchval("SELECT started_at IS NOT NULL FROM runs WHERE id = $1", run_id)
-
-    await eventually(started)
+    await wait_started(db, (await trigger(client, "sigterm-e2e"))["ingestionRunId"])
     stack.stop("connector", signal.SIGTERM)
     try:
         run = await client.wait_for_run("sigterm-e2e", {"FAILED", "SUCCESS", "CANCELLED"}, timeout=10)

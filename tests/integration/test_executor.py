@@ -39,9 +39,9 @@ async def source(database: str) -> str:
     return await create_shop_database(database, "source_executor_it")
 
 
-def executor(pool, reporter: RecordingReporter) -> RunExecutor:
+def executor(pool, reporter: RecordingReporter, run_timeout_s: float = 60) -> RunExecutor:
     config = ExecutorConfig(connector_id="test", heartbeat_interval_s=0.05, progress_interval_s=0.0,
-                            allow_private_sources=True)  # fmt: skip
+                            allow_private_sources=True, run_timeout_s=run_timeout_s)  # fmt: skip
     return RunExecutor(pool, reporter, CredentialCipher.from_settings(None, True), config, lambda: datetime.now(UTC))
 
 
@@ -93,30 +93,58 @@ async def test_a_source_error_fails_the_run_without_the_password(runtime, pool, 
     assert "Cannot connect to PostgreSQL" in message and "not-the-password-123" not in message
 
 
-async def test_a_users_cancel_ends_the_run_cancelled(runtime, pool, make_integration, source):
+async def test_a_users_cancel_ends_the_run_cancelled(runtime, pool, make_integration, locked_source):
+    integration = await postgres_integration(make_integration, locked_source)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    reporter = RecordingReporter()
+    handle = RunHandle(run.run_id)
+    handle.task = asyncio.create_task(executor(pool, reporter).execute(handle))
+
+    async def started() -> bool:
+        return EventType.RUN_STARTED in reporter.types()
+
+    await eventually(started, timeout=5)
+    await asyncio.sleep(0.2)  # blocked on the locked view by now
+    handle.cancel("alice")
+    await asyncio.wait_for(handle.task, timeout=5)
+    assert reporter.types()[-1] == EventType.RUN_CANCELLED
+    assert reporter.events[-1].payload["message"] == "Cancelled by alice."
+    assert any(e.type == EventType.RUN_HEARTBEAT for e in reporter.events)
+
+
+@pytest.fixture
+async def locked_source(source: str):
     import asyncpg
 
-    integration = await postgres_integration(make_integration, source)
-    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
     blocker = await asyncpg.connect(source)
     transaction = blocker.transaction()
     await transaction.start()
     await blocker.execute("LOCK TABLE sales.big_orders IN ACCESS EXCLUSIVE MODE")
-    try:
-        reporter = RecordingReporter()
-        handle = RunHandle(run.run_id)
-        handle.task = asyncio.create_task(executor(pool, reporter).execute(handle))
+    yield source
+    await transaction.rollback()
+    await blocker.close()
 
-        async def started() -> bool:
-            return EventType.RUN_STARTED in reporter.types()
 
-        await eventually(started, timeout=5)
-        await asyncio.sleep(0.2)  # blocked on the locked view by now
-        handle.cancel("alice")
-        await asyncio.wait_for(handle.task, timeout=5)
-        assert reporter.types()[-1] == EventType.RUN_CANCELLED
-        assert reporter.events[-1].payload["message"] == "Cancelled by alice."
-        assert any(e.type == EventType.RUN_HEARTBEAT for e in reporter.events)
-    finally:
-        await transaction.rollback()
-        await blocker.close()
+async def test_a_run_over_its_time_limit_fails_saying_so(runtime, pool, make_integration, locked_source):
+    integration = await postgres_integration(make_integration, locked_source)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    reporter = RecordingReporter()
+    await asyncio.wait_for(executor(pool, reporter, run_timeout_s=0.5).execute(RunHandle(run.run_id)), timeout=10)
+    assert reporter.types()[-1] == EventType.RUN_FAILED
+    assert "took longer than 0.5s" in reporter.events[-1].payload["message"]
+
+
+async def test_asset_batches_too_large_for_one_message_are_split(runtime, pool, make_integration, source, monkeypatch):
+    import services.connector.executor as executor_module
+
+    monkeypatch.setattr(executor_module, "MAX_EVENT_BYTES", 2000)
+    integration = await postgres_integration(make_integration, source)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    reporter = RecordingReporter()
+    await executor(pool, reporter).execute(RunHandle(run.run_id))
+    batches = [e for e in reporter.events if e.type == EventType.ASSETS_CHANGED]
+    assert len(batches) > 3
+    assert all(len(e.to_bytes()) <= 2000 or len(e.payload["upserted"]) == 1 for e in batches)
+    keys = [a["key"] for e in batches for a in e.payload["upserted"]]
+    assert len(keys) == len(set(keys)) == SHOP_ASSETS
+    assert reporter.types()[-1] == EventType.RUN_SUCCEEDED
