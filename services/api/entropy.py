@@ -69,11 +69,15 @@ async def list_integrations(request: web.Request) -> web.Response:
         integration_json(integration, with_configuration=False) | {"latestRun": run_json(run) if run else None}
         for integration, run in items
     ]
-    headers = {}
-    if more:
-        next_url: URL = request.url.update_query({"p": str(page + 1)})
-        headers["Link"] = f'<{next_url}>; rel="next"'
-    return web.json_response(body, headers=headers)
+    return web.json_response(body, headers=next_link(request, page, more))
+
+
+def next_link(request: web.Request, page: int, more: bool) -> dict[str, str]:
+    """The spec's paging: a `Link: <...p=N+1>; rel="next"` header while more results exist."""
+    if not more:
+        return {}
+    next_url: URL = request.url.update_query({"p": str(page + 1)})
+    return {"Link": f'<{next_url}>; rel="next"'}
 
 
 @routes.get("/api/integrations/{externalId}")
@@ -89,10 +93,11 @@ async def list_runs(request: web.Request) -> web.Response:
     statuses = None
     if status is not None:
         statuses = [RunStatus.QUEUED, RunStatus.RUNNING] if status == "RUNNING" else [RunStatus(status)]
-    runs = await ingestion.list_runs(
-        deps(request).runtime, principal(request), request.match_info["externalId"], statuses, limit
+    page = int_param(request, "p", 0, 0)
+    runs, more = await ingestion.list_runs(
+        deps(request).runtime, principal(request), request.match_info["externalId"], statuses, limit, page
     )
-    return web.json_response([run_json(run) for run in runs])
+    return web.json_response([run_json(run) for run in runs], headers=next_link(request, page, more))
 
 
 @routes.get("/api/integrations/{externalId}/runs/latest")

@@ -113,15 +113,22 @@ async def cancel_run(rt: Runtime, principal: Principal, external_id: str) -> Run
 
 
 async def list_runs(
-    rt: Runtime, principal: Principal, external_id: str, statuses: list[RunStatus] | None, limit: int
-) -> list[RunState]:
+    rt: Runtime,
+    principal: Principal,
+    external_id: str,
+    statuses: list[RunStatus] | None,
+    limit: int,
+    page: int = 0,
+) -> tuple[list[RunState], bool]:
+    """One page of runs, newest first, and whether another page follows."""
     async with rt.pool.acquire() as conn:
         integration = await visible_integration(conn, principal, external_id)
-        return await run_reads.list_runs(conn, integration.id, statuses, limit)
+        runs = await run_reads.list_runs(conn, integration.id, statuses, limit + 1, page * limit)
+    return runs[:limit], len(runs) > limit
 
 
 async def latest_run(rt: Runtime, principal: Principal, external_id: str) -> RunState:
-    runs = await list_runs(rt, principal, external_id, None, 1)
+    runs, _ = await list_runs(rt, principal, external_id, None, 1)
     if not runs:
         raise NotFound(f"Integration '{external_id}' has never run.")
     return runs[0]

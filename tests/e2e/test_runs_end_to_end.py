@@ -90,6 +90,11 @@ async def test_runs_are_listed_filtered_and_limited(client, stack):
     assert [r["ingestionRunId"] for r in runs] == list(reversed(ids))[:2]
     status, runs, _ = await client.call("GET", "/api/integrations/list-e2e/runs?status=FAILED")
     assert status == 200 and runs == []
+    status, page0, headers = await client.call("GET", "/api/integrations/list-e2e/runs?limit=2")
+    assert [r["ingestionRunId"] for r in page0] == list(reversed(ids))[:2]
+    assert 'rel="next"' in headers["Link"] and "p=1" in headers["Link"] and "limit=2" in headers["Link"]
+    status, page1, headers = await client.call("GET", "/api/integrations/list-e2e/runs?limit=2&p=1")
+    assert [r["ingestionRunId"] for r in page1] == [ids[0]] and "Link" not in headers
 
 
 async def test_fifty_concurrent_triggers_give_exactly_one_202(client, stack, locked_view, shop_dsn):

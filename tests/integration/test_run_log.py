@@ -120,10 +120,12 @@ async def test_runs_are_listed_newest_first_and_filtered_by_status(runtime, make
         ids.append(run.run_id)
         await ingestion.cancel_run(runtime, OWNER, integration.external_id)
     await ingestion.trigger_run(runtime, OWNER, integration.external_id)
-    listed = await ingestion.list_runs(runtime, OWNER, integration.external_id, None, 50)
-    assert [r.run_id for r in listed][1:] == list(reversed(ids))
-    cancelled = await ingestion.list_runs(runtime, OWNER, integration.external_id, [RunStatus.CANCELLED], 2)
-    assert [r.run_id for r in cancelled] == list(reversed(ids))[:2]
+    listed, more = await ingestion.list_runs(runtime, OWNER, integration.external_id, None, 50)
+    assert [r.run_id for r in listed][1:] == list(reversed(ids)) and not more
+    cancelled, more = await ingestion.list_runs(runtime, OWNER, integration.external_id, [RunStatus.CANCELLED], 2)
+    assert [r.run_id for r in cancelled] == list(reversed(ids))[:2] and more
+    rest, more = await ingestion.list_runs(runtime, OWNER, integration.external_id, [RunStatus.CANCELLED], 2, page=1)
+    assert [r.run_id for r in rest] == [ids[0]] and not more
 
 
 async def test_rebuild_keeps_the_heartbeats_of_active_runs(runtime, make_integration):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 import asyncpg
 
@@ -21,22 +20,19 @@ async def list_runs(
     integration_id: uuid.UUID,
     statuses: list[RunStatus] | None,
     limit: int,
-    before: tuple[datetime, uuid.UUID] | None = None,
+    offset: int = 0,
 ) -> list[RunState]:
-    """Keyset page: runs older than `before` (requested_at, id), newest first."""
+    """Newest first. Offset paging because the Entropy dialect pages by page number (`p`)."""
     rows = await conn.fetch(
         _SELECT
         + """
-        WHERE r.integration_id = $1
-          AND ($2::text[] IS NULL OR r.status = ANY($2::text[]))
-          AND ($3::timestamptz IS NULL OR (r.requested_at, r.id) < ($3, $4::uuid))
-        ORDER BY r.requested_at DESC, r.id DESC LIMIT $5
+        WHERE r.integration_id = $1 AND ($2::text[] IS NULL OR r.status = ANY($2::text[]))
+        ORDER BY r.requested_at DESC, r.id DESC LIMIT $3 OFFSET $4
         """,
         integration_id,
         [s.value for s in statuses] if statuses else None,
-        before[0] if before else None,
-        before[1] if before else None,
         limit,
+        offset,
     )
     return [state_from_row(r) for r in rows]
 
