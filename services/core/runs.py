@@ -193,6 +193,8 @@ def _evolve(state: RunState | None, event: Envelope) -> RunState:
         )
     if state is None:
         raise TransitionRejected(f"{event.type} for unknown run {event.run_id}")
+    if event.integration_id != state.integration_id:
+        raise TransitionRejected(f"{event.type} names integration {event.integration_id}, not the run's")
     if state.status.is_terminal:
         raise TransitionRejected(f"run {state.run_id} is already {state.status.value}; {event.type} ignored")
     nxt = state.version + 1

@@ -131,3 +131,12 @@ def test_a_malformed_payload_is_rejected_not_half_applied():
     state = evolve(state, fact(state, EventType.RUN_STARTED, {"connector_id": "c1"}))
     with pytest.raises(TransitionRejected, match="malformed payload"):
         evolve(state, fact(state, EventType.RUN_SUCCEEDED, {"counts": {"assets_processed": "many"}}))
+
+
+def test_an_event_naming_another_integration_is_rejected():
+    state = requested()
+    stray = fact(state, EventType.RUN_STARTED, {"connector_id": "c1"}).model_copy(
+        update={"integration_id": uuid.uuid4()}
+    )
+    with pytest.raises(TransitionRejected, match="not the run's"):
+        evolve(state, stray)
