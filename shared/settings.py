@@ -11,7 +11,8 @@ DEV_ENVIRONMENTS = frozenset({"dev", "test"})
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
-    environment: str = Field(default="dev", alias="APP_ENV")
+    # Production unless told otherwise: the dev-only defaults (e.g. the credentials key) must be opted into.
+    environment: str = Field(default="production", alias="APP_ENV")
     database_url: str = Field(default="postgresql://postgres:ingest@127.0.0.1:5433/ingestion", alias="DATABASE_URL")
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
