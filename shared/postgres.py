@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,10 @@ from typing import Any
 import asyncpg
 
 MIGRATIONS_LOCK_ID = 7_215_001  # advisory lock: concurrent starters apply migrations once
+
+
+class MigrationChanged(RuntimeError):
+    """An applied migration's file no longer matches what was applied."""
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -43,15 +48,24 @@ async def migrate(dsn: str, migrations_dir: Path) -> list[str]:
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATIONS_LOCK_ID)
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            "(name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        done = {r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")}
         for path in sorted(migrations_dir.glob("*.sql")):
+            sql = path.read_text()
+            checksum = hashlib.sha256(sql.encode()).hexdigest()
             if path.name in done:
+                if done[path.name] != checksum:
+                    raise MigrationChanged(
+                        f"migration {path.name} changed after it was applied to this database; "
+                        "add a new migration instead (or recreate a development database)"
+                    )
                 continue
             async with conn.transaction():
-                await conn.execute(path.read_text())
-                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", path.name)
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", path.name, checksum
+                )
             applied_now.append(path.name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATIONS_LOCK_ID)
