@@ -8,5 +8,5 @@ COPY services ./services
 RUN pip install --no-cache-dir .
 RUN useradd --system --uid 10001 app
 USER app
-# Overridden per service in docker-compose.yml: python -m services.<api|scheduler|connector|projector|manage>
+# Overridden per service in docker-compose.yml: python -m services.<api|scheduler|connector|projector|relay|manage>
 CMD ["python", "-m", "services.api"]

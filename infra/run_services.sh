@@ -7,7 +7,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=$ROOT/.venv/bin/python
 RUN_DIR=$ROOT/.local/dev/services
-SERVICES=(api scheduler connector projector)
+SERVICES=(api scheduler connector projector relay)
 mkdir -p "$RUN_DIR"
 trap "" PIPE  # a closed terminal or pipe must not kill the script before it stopped everything
 
@@ -56,7 +56,7 @@ cat <<EOF
     API:           $URL   (OpenAPI: $URL/openapi.yaml)
     Authenticate:  -H "x-api-key: ${BOOTSTRAP_API_KEY:-<set BOOTSTRAP_API_KEY>}"   (or Authorization: Bearer ...)
     Try:           curl -s -H "x-api-key: ${BOOTSTRAP_API_KEY:-}" $URL/api/integrations
-    Logs:          $RUN_DIR/{api,scheduler,connector,projector}.log
+    Logs:          $RUN_DIR/{api,scheduler,connector,projector,relay}.log
   Ctrl-C (or 'make stop' from another shell) stops everything.
 
 EOF

@@ -1,1 +1,1 @@
-"""The projector: applies connector reports to the run log and read models; relays the outbox to Kafka."""
+"""The projector: applies connector reports to the run log and its read models."""

@@ -1,4 +1,4 @@
-"""`python -m services.projector`: project connector reports and relay the outbox."""
+"""`python -m services.projector`: project connector reports into the run log and read models."""
 
 from __future__ import annotations
 

@@ -110,7 +110,7 @@ def start_stack(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
     return [
         subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env,
                          stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
-        for name in ("api", "scheduler", "connector", "projector")
+        for name in ("api", "scheduler", "connector", "projector", "relay")
     ]  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from tests.support import create_shop_database, eventually, recreate_database
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("api", "scheduler", "connector", "projector")
+SERVICES = ("api", "scheduler", "connector", "projector", "relay")
 ADMIN_KEY = "e2e-admin-key-" + uuid.uuid4().hex
 
 

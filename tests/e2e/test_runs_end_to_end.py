@@ -15,7 +15,7 @@ import pytest
 from shared import topics
 from shared.events import Envelope, EventType
 from shared.kafka import make_producer
-from tests.e2e.conftest import ROOT, Client, Stack, postgres_integration
+from tests.e2e.conftest import ROOT, SERVICES, Client, Stack, postgres_integration
 from tests.support import SHOP_ASSETS, create_shop_database, eventually
 
 pytestmark = pytest.mark.e2e
@@ -219,7 +219,7 @@ async def test_credentials_never_reach_logs_events_or_responses(client, stack: S
     await trigger(client, "creds-e2e")
     failed = await client.wait_for_run("creds-e2e", {"FAILED", "SUCCESS"})
     assert failed["status"] == "FAILED" and "Cannot connect" in failed["message"] and wrong not in failed["message"]
-    logged = "".join(stack.log(name) for name in ("api", "scheduler", "connector", "projector"))
+    logged = "".join(stack.log(name) for name in SERVICES)
     assert password not in logged and wrong not in logged
     events = await db.fetch(
         "SELECT payload::text AS p FROM run_events e JOIN integrations i ON i.id = e.integration_id "

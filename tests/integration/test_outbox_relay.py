@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from services.core.store import outbox
-from services.projector.relay import relay_once
+from services.relay.outbox_relay import relay_once
 from shared import topics
 from shared.kafka import make_consumer, make_producer
 from tests.support import eventually

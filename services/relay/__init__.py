@@ -1,0 +1,1 @@
+"""The outbox relay: publishes what committed transactions queued in the outbox to Kafka."""

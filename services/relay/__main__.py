@@ -1,0 +1,18 @@
+"""`python -m services.relay`: publish the transactional outbox to Kafka."""
+
+from __future__ import annotations
+
+from services.relay.bootstrap import run_relay_service
+from shared.logging import configure_logging
+from shared.process import run_service
+from shared.settings import CommonSettings
+
+
+def main() -> None:
+    settings = CommonSettings()
+    configure_logging(settings.log_level, settings.log_format, service="relay")
+    run_service(lambda: run_relay_service(settings))
+
+
+if __name__ == "__main__":
+    main()
