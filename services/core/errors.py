@@ -41,10 +41,6 @@ class TransitionRejected(DomainError):
     """An event does not apply to the run's current state (e.g. it arrived after a terminal state)."""
 
 
-class Unavailable(DomainError):
-    retriable = True
-
-
 def field_errors(error: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
     """(field, message) for each problem, without echoing input values (they may hold credentials)."""
     found = []

@@ -176,8 +176,6 @@ async def apply_assets_of_run(
 
 # ---- rebuild --------------------------------------------------------------------------------
 
-READ_MODEL_TABLES = ("runs", "assets")
-
 
 async def rebuild(conn: asyncpg.Connection, batch_size: int = 5000) -> int:
     """Recompute every read model from run_events in one transaction. Returns the events replayed."""
