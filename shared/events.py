@@ -34,9 +34,6 @@ class EventType(StrEnum):
     CANCEL_RUN = "command.cancel_run.v1"
 
 
-TERMINAL_EVENT_TYPES = frozenset({EventType.RUN_SUCCEEDED, EventType.RUN_FAILED, EventType.RUN_CANCELLED})
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -12,7 +12,7 @@ from services.connector.executor import ExecutorConfig, RunExecutor, RunHandle
 from services.core import ingestion
 from services.core.crypto import CredentialCipher
 from services.core.store import runlog
-from shared.events import Envelope, EventType
+from shared.events import AssetsChanged, Envelope, EventType
 from tests.integration.conftest import OWNER
 from tests.support import SHOP_ASSETS, create_shop_database, eventually
 
@@ -62,8 +62,8 @@ async def test_a_run_reports_start_assets_progress_and_success(runtime, pool, ma
     types = reporter.types()
     assert types[0] == EventType.RUN_STARTED and types[-1] == EventType.RUN_SUCCEEDED
     assert EventType.ASSETS_CHANGED in types and EventType.RUN_PROGRESSED in types
-    upserted = sum(len(e.payload["upserted"]) for e in reporter.events if e.type == EventType.ASSETS_CHANGED)
-    assert upserted == SHOP_ASSETS
+    batches = [AssetsChanged.model_validate(e.payload) for e in reporter.events if e.type == EventType.ASSETS_CHANGED]
+    assert sum(len(b.upserted) for b in batches) == SHOP_ASSETS  # the plain dicts match the published contract
     assert reporter.events[-1].payload["counts"]["assets_created"] == SHOP_ASSETS
     # Applied to the log, the events end the run SUCCESS and fill the asset store.
     async with pool.acquire() as conn, conn.transaction():
