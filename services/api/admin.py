@@ -10,7 +10,8 @@ from aiohttp import web
 from services.api.context import deps, principal
 from services.api.entropy import integration_json
 from services.api.params import json_body, uuid_path
-from services.core.access import NewApiKey, NewTeam
+from services.api.render import json_default
+from services.core.access import ApiKeyInfo, NewApiKey, NewTeam, Team
 from services.core.integrations import IntegrationFields, NewIntegration
 
 routes = web.RouteTableDef()
@@ -21,7 +22,22 @@ def _json(body: Any, status: int = 200, **headers: str) -> web.Response:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
+    return json.dumps(value, default=json_default)
+
+
+def team_json(team: Team) -> dict[str, Any]:
+    return {"externalId": team.external_id, "name": team.name, "createdAt": team.created_at}
+
+
+def api_key_json(key: ApiKeyInfo) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "organizationOwner": key.org_owner,
+        "teams": [{"teamExternalId": g.team_external_id, "permissions": g.permissions} for g in key.teams],
+        "createdAt": key.created_at,
+        "revokedAt": key.revoked_at,
+    }
 
 
 @routes.post("/api/integrations")
@@ -48,12 +64,12 @@ async def delete_integration(request: web.Request) -> web.Response:
 @routes.post("/api/teams")
 async def create_team(request: web.Request) -> web.Response:
     team = await deps(request).access.create_team(principal(request), await json_body(request, NewTeam))
-    return _json({"externalId": team["externalId"], "name": team["name"]}, 201)
+    return _json({"externalId": team.external_id, "name": team.name}, 201)
 
 
 @routes.get("/api/teams")
 async def list_teams(request: web.Request) -> web.Response:
-    return _json(await deps(request).access.list_teams(principal(request)))
+    return _json([team_json(team) for team in await deps(request).access.list_teams(principal(request))])
 
 
 @routes.post("/api/api-keys")
@@ -66,7 +82,7 @@ async def create_api_key(request: web.Request) -> web.Response:
 
 @routes.get("/api/api-keys")
 async def list_api_keys(request: web.Request) -> web.Response:
-    return _json(await deps(request).access.list_keys(principal(request)))
+    return _json([api_key_json(key) for key in await deps(request).access.list_keys(principal(request))])
 
 
 @routes.delete("/api/api-keys/{keyId}")

@@ -9,6 +9,7 @@ from yarl import URL
 
 from services.api.context import deps, principal
 from services.api.params import bool_param, choice_param, int_param, uuid_path
+from services.api.render import iso
 from services.core import ingestion
 from services.core.errors import AlreadyRunning
 from services.core.model import Integration, Source
@@ -31,8 +32,8 @@ def run_json(run: RunState) -> dict[str, Any]:
         "assetsCreated": run.counts.created,
         "assetsUpdated": run.counts.updated,
         "assetsDeleted": run.counts.deleted,
-        "startedAt": _iso(run.started_at or run.requested_at),
-        "completedAt": _iso(run.completed_at),
+        "startedAt": iso(run.started_at or run.requested_at),
+        "completedAt": iso(run.completed_at),
     }
 
 
@@ -48,10 +49,6 @@ def integration_json(integration: Integration, *, with_configuration: bool) -> d
     if with_configuration:
         body["configuration"] = integration.configuration
     return body
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 @routes.get("/api/integrations")
@@ -122,7 +119,7 @@ async def trigger_run(request: web.Request) -> web.Response:
         return web.json_response({"status": "already_running", "message": conflict.detail}, status=409)
     body = {
         "integrationExternalId": external_id,
-        "scheduledAt": _iso(run.requested_at),
+        "scheduledAt": iso(run.requested_at),
         "deferred": False,
         "message": "Ingestion run scheduled.",
         "ingestionRunId": str(run.run_id),

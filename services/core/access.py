@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +40,31 @@ class NewApiKey(BaseModel):
 
 
 @dataclass(frozen=True)
+class Team:
+    external_id: str
+    name: str
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TeamGrantInfo:
+    team_external_id: str
+    permissions: list[str]
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key as an owner may see it: never the key itself."""
+
+    id: uuid.UUID
+    name: str
+    org_owner: bool
+    teams: list[TeamGrantInfo]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
 class IssuedKey:
     id: uuid.UUID
     name: str
@@ -58,19 +83,18 @@ class AccessService:
         async with self._rt.pool.acquire() as conn:
             await access_store.upsert_bootstrap_key(conn, key)
 
-    async def create_team(self, principal: Principal, spec: NewTeam) -> dict[str, Any]:
+    async def create_team(self, principal: Principal, spec: NewTeam) -> Team:
         _require_owner(principal)
-        team_id = self._rt.new_id()
         async with self._rt.pool.acquire() as conn:
-            if not await access_store.insert_team(conn, team_id, spec.external_id, spec.name):
+            if not await access_store.insert_team(conn, self._rt.new_id(), spec.external_id, spec.name):
                 raise Conflict(f"A team with externalId '{spec.external_id}' already exists.")
-        return {"id": team_id, "externalId": spec.external_id, "name": spec.name}
+        return Team(external_id=spec.external_id, name=spec.name)
 
-    async def list_teams(self, principal: Principal) -> list[dict[str, Any]]:
+    async def list_teams(self, principal: Principal) -> list[Team]:
         async with self._rt.pool.acquire() as conn:
             rows = await access_store.list_teams(conn)
         return [
-            {"externalId": r["external_id"], "name": r["name"], "createdAt": r["created_at"]}
+            Team(external_id=r["external_id"], name=r["name"], created_at=r["created_at"])
             for r in rows
             if principal.org_owner or r["id"] in principal.team_permissions
         ]
@@ -89,13 +113,16 @@ class AccessService:
             await access_store.insert_key(conn, key_id, spec.name, key, spec.org_owner, grants)
         return IssuedKey(id=key_id, name=spec.name, key=key)
 
-    async def list_keys(self, principal: Principal) -> list[dict[str, Any]]:
+    async def list_keys(self, principal: Principal) -> list[ApiKeyInfo]:
         _require_owner(principal)
         async with self._rt.pool.acquire() as conn:
             rows = await access_store.list_keys(conn)
         return [
-            {"id": r["id"], "name": r["name"], "organizationOwner": r["org_owner"], "teams": r["teams"],
-             "createdAt": r["created_at"], "revokedAt": r["revoked_at"]}
+            ApiKeyInfo(
+                id=r["id"], name=r["name"], org_owner=r["org_owner"], created_at=r["created_at"],
+                revoked_at=r["revoked_at"],
+                teams=[TeamGrantInfo(t["teamExternalId"], list(t["permissions"])) for t in r["teams"]],
+            )
             for r in rows
         ]  # fmt: skip
 

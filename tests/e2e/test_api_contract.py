@@ -149,6 +149,15 @@ async def test_team_keys_see_and_edit_only_their_teams_integrations(client, shop
     assert (await client.call("POST", "/api/integrations/alpha-e2e/cancel", key=viewer["key"]))[0] == 403
     status, _, _ = await client.call("POST", "/api/integrations/alpha-e2e/run", key=editor["key"])
     assert status == 202
+    status, teams, _ = await client.call("GET", "/api/teams", key=viewer["key"])
+    assert [t["externalId"] for t in teams] == ["alpha"] and teams[0]["createdAt"].endswith("Z")
+    assert (await client.call("GET", "/api/api-keys", key=viewer["key"]))[0] == 403
+    status, keys, _ = await client.call("GET", "/api/api-keys")
+    listed = next(k for k in keys if k["id"] == viewer["id"])
+    assert listed["teams"] == [{"teamExternalId": "alpha", "permissions": ["INGESTION_VIEW"]}]
+    assert "key" not in listed and listed["revokedAt"] is None
+    assert (await client.call("DELETE", f"/api/api-keys/{viewer['id']}"))[0] == 204
+    assert (await client.call("GET", "/api/integrations", key=viewer["key"]))[0] == 403
     await client.wait_for_run("alpha-e2e", {"SUCCESS", "FAILED"})
 
 
