@@ -35,7 +35,9 @@ DELETED_KEYS_PER_EVENT = 20_000
 class Reporter(Protocol):
     """Where a connector's observations go (Kafka in production)."""
 
-    async def emit(self, event: Envelope) -> None: ...
+    async def emit(self, event: Envelope, encoded: bytes | None = None) -> None:
+        """Send `event`; `encoded` is its `to_bytes()` when the caller already has it."""
+        ...
 
     async def flush(self) -> None: ...
 
@@ -170,12 +172,13 @@ class RunExecutor:
         """One AssetsChanged event, halved until it fits a Kafka message (huge view definitions exist)."""
         # Plain dicts: the plug-in built them in the Asset shape; re-validating 1000s per batch is waste.
         event = self._event(run, EventType.ASSETS_CHANGED, {"upserted": upserted, "deleted": deleted})
-        if len(upserted) > 1 and len(event.to_bytes()) > MAX_EVENT_BYTES:
+        encoded = event.to_bytes()
+        if len(upserted) > 1 and len(encoded) > MAX_EVENT_BYTES:
             half = len(upserted) // 2
             await self._emit_assets(run, upserted[:half], deleted)
             await self._emit_assets(run, upserted[half:], [])
             return
-        await self._reporter.emit(event)
+        await self._reporter.emit(event, encoded)
 
     async def _load_context(self, run_id: uuid.UUID) -> RunContext | None:
         """Wait out a database outage: the request stays uncommitted on Kafka until this succeeds."""

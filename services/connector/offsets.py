@@ -20,10 +20,6 @@ class OffsetTracker:
         self._inflight.get(tp, set()).discard(offset)
         self._next[tp] = max(self._next.get(tp, 0), offset + 1)
 
-    @property
-    def inflight(self) -> int:
-        return sum(len(offsets) for offsets in self._inflight.values())
-
     def to_commit(self) -> dict[TopicPartition, int]:
         """Offsets that advanced since the last `committed()` call."""
         result: dict[TopicPartition, int] = {}

@@ -29,9 +29,9 @@ class KafkaReporter:
         self._producer = producer
         self._pending: list[asyncio.Future[Any]] = []
 
-    async def emit(self, event: Envelope) -> None:
+    async def emit(self, event: Envelope, encoded: bytes | None = None) -> None:
         future = await self._producer.send(
-            topics.CONNECTOR_REPORTS, event.to_bytes(), key=str(event.integration_id).encode()
+            topics.CONNECTOR_REPORTS, encoded or event.to_bytes(), key=str(event.integration_id).encode()
         )
         self._pending.append(future)
         if len(self._pending) >= 256:

@@ -21,7 +21,6 @@ class BatchOutcome:
     ignored: int = 0
     duplicates: int = 0
     heartbeats: int = 0
-    unreadable: int = 0
 
 
 _HEARTBEAT = """

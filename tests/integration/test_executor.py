@@ -24,7 +24,8 @@ class RecordingReporter:
         self.events: list[Envelope] = []
         self.flushes = 0
 
-    async def emit(self, event: Envelope) -> None:
+    async def emit(self, event: Envelope, encoded: bytes | None = None) -> None:
+        assert encoded is None or encoded == event.to_bytes()
         self.events.append(event)
 
     async def flush(self) -> None:
