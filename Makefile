@@ -12,10 +12,15 @@ export DATABASE_URL ?= postgresql://postgres:ingest@127.0.0.1:$(PG_PORT)/ingesti
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 export BOOTSTRAP_API_KEY ?= dev-admin-key
 
-# Tests get their own broker, server and ports, so they never touch a running `make run`.
-TEST_ENV := STATE_DIR=.local/test PG_PORT=15433 KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 \
-	DATABASE_URL=postgresql://postgres:ingest@127.0.0.1:15433/ingestion_test \
-	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 APP_ENV=test
+# Tests get their own broker, server and ports, so they never touch a running `make run`
+# (override TEST_*_PORT to run two suites side by side, e.g. from two checkouts).
+TEST_PG_PORT ?= 15433
+TEST_KAFKA_PORT ?= 19092
+TEST_KAFKA_CONTROLLER_PORT ?= 19093
+TEST_ENV := STATE_DIR=.local/test PG_PORT=$(TEST_PG_PORT) KAFKA_PORT=$(TEST_KAFKA_PORT) \
+	KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) \
+	DATABASE_URL=postgresql://postgres:ingest@127.0.0.1:$(TEST_PG_PORT)/ingestion_test \
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(TEST_KAFKA_PORT) APP_ENV=test
 
 .PHONY: install run stop infra-up infra-down migrate rebuild test test-unit lint bench clean
 
