@@ -1,8 +1,11 @@
-"""The versioned event envelope and the event/command types that travel between services.
+"""The versioned event contract between services: one model per event type, parsed once at the edge.
 
-Every message on every topic is one `Envelope` serialised as JSON. Consumers dispatch on `type`
-and read `payload` with the matching payload model. `seq` is set only on events that the run log
-accepted (topic RUN_EVENTS); connector reports carry `seq = null`.
+Every message on every topic is one event serialised as JSON with the same envelope fields
+(`envelope_version`, `event_id`, `type`, `occurred_at`, integration and run ids, `seq`, `payload`).
+Consumers parse bytes with `parse_report` / `parse_command` into the class named by `type` (a
+discriminated union), and match on classes. `seq` is set only on events the run log accepted (topic
+RUN_EVENTS). Connector reports carry `owner`: the connector instance and claim attempt that reported
+it; the run log rejects reports from anyone but the run's owner (fencing).
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 ENVELOPE_VERSION = 1
 
@@ -38,27 +41,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Envelope(BaseModel):
-    """One message. `event_id` is globally unique and is what consumers deduplicate on."""
-
-    model_config = ConfigDict(frozen=True)
-
-    envelope_version: int = ENVELOPE_VERSION
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    type: EventType
-    occurred_at: datetime = Field(default_factory=utcnow)
-    integration_id: uuid.UUID
-    integration_external_id: str
-    run_id: uuid.UUID
-    seq: int | None = None
-    payload: dict[str, Any] = Field(default_factory=dict)
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> Envelope:
-        return cls.model_validate_json(raw)
+# ---- payloads -------------------------------------------------------------------------------
 
 
 class AssetCountsPayload(BaseModel):
@@ -68,20 +51,21 @@ class AssetCountsPayload(BaseModel):
     assets_deleted: int = 0
 
 
-class RunRequested(BaseModel):
+class RequestedPayload(BaseModel):
     trigger: str  # "manual" | "schedule"
     requested_by: str | None = None
 
 
-class RunCancelRequested(BaseModel):
+class CancelRequestedPayload(BaseModel):
     requested_by: str | None = None
 
 
-class RunStarted(BaseModel):
+class StartedPayload(BaseModel):
     connector_id: str
+    attempt: int = Field(default=1, ge=1)  # logs written before fencing existed have no attempt
 
 
-class RunProgressed(BaseModel):
+class ProgressedPayload(BaseModel):
     counts: AssetCountsPayload
     message: str | None = None
 
@@ -97,25 +81,141 @@ class Asset(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
-class AssetsChanged(BaseModel):
+class AssetsChangedPayload(BaseModel):
     upserted: list[Asset] = Field(default_factory=list)
     deleted: list[str] = Field(default_factory=list)
 
 
-class RunFinished(BaseModel):
+class FinishedPayload(BaseModel):
     """Payload of succeeded, failed and cancelled."""
 
     counts: AssetCountsPayload
     message: str | None = None
 
 
-class RunHeartbeat(BaseModel):
+class HeartbeatPayload(BaseModel):
     connector_id: str
 
 
-class StartRun(BaseModel):
+class StartRunPayload(BaseModel):
     source: str
 
 
-class CancelRun(BaseModel):
+class CancelRunPayload(BaseModel):
     requested_by: str | None = None
+
+
+# ---- events ---------------------------------------------------------------------------------
+
+
+class RunOwner(BaseModel):
+    """Who may report for a run: the connector instance that claimed it, and which claim of the run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    connector_id: str
+    attempt: int = Field(ge=1)
+
+
+class EventBase(BaseModel):
+    """The envelope every message shares. `event_id` is globally unique: consumers deduplicate on it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    envelope_version: int = ENVELOPE_VERSION
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    integration_id: uuid.UUID
+    integration_external_id: str
+    run_id: uuid.UUID
+    seq: int | None = None
+    owner: RunOwner | None = None
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class RunRequested(EventBase):
+    type: Literal["run.requested.v1"] = "run.requested.v1"
+    payload: RequestedPayload
+
+
+class RunCancelRequested(EventBase):
+    type: Literal["run.cancel_requested.v1"] = "run.cancel_requested.v1"
+    payload: CancelRequestedPayload = Field(default_factory=CancelRequestedPayload)
+
+
+class RunStarted(EventBase):
+    type: Literal["run.started.v1"] = "run.started.v1"
+    payload: StartedPayload
+
+
+class RunProgressed(EventBase):
+    type: Literal["run.progressed.v1"] = "run.progressed.v1"
+    payload: ProgressedPayload
+
+
+class AssetsChanged(EventBase):
+    type: Literal["run.assets_changed.v1"] = "run.assets_changed.v1"
+    payload: AssetsChangedPayload
+
+
+class RunSucceeded(EventBase):
+    type: Literal["run.succeeded.v1"] = "run.succeeded.v1"
+    payload: FinishedPayload
+
+
+class RunFailed(EventBase):
+    type: Literal["run.failed.v1"] = "run.failed.v1"
+    payload: FinishedPayload
+
+
+class RunCancelled(EventBase):
+    type: Literal["run.cancelled.v1"] = "run.cancelled.v1"
+    payload: FinishedPayload
+
+
+class RunHeartbeat(EventBase):
+    type: Literal["run.heartbeat.v1"] = "run.heartbeat.v1"
+    payload: HeartbeatPayload
+
+
+class StartRunCommand(EventBase):
+    type: Literal["command.start_run.v1"] = "command.start_run.v1"
+    payload: StartRunPayload
+
+
+class CancelRunCommand(EventBase):
+    type: Literal["command.cancel_run.v1"] = "command.cancel_run.v1"
+    payload: CancelRunPayload = Field(default_factory=CancelRunPayload)
+
+
+RunEnded = RunSucceeded | RunFailed | RunCancelled
+# Facts of the run log, in the order of a run's life.
+RunLogEvent = RunRequested | RunCancelRequested | RunStarted | RunProgressed | AssetsChanged | RunEnded
+# What a connector may put on CONNECTOR_REPORTS.
+ConnectorReport = RunStarted | RunProgressed | AssetsChanged | RunEnded | RunHeartbeat
+Command = StartRunCommand | CancelRunCommand
+
+_RUN_LOG_EVENT: TypeAdapter[RunLogEvent] = TypeAdapter(Annotated[RunLogEvent, Field(discriminator="type")])
+_CONNECTOR_REPORT: TypeAdapter[ConnectorReport] = TypeAdapter(Annotated[ConnectorReport, Field(discriminator="type")])
+_COMMAND: TypeAdapter[Command] = TypeAdapter(Annotated[Command, Field(discriminator="type")])
+
+
+def parse_report(raw: bytes) -> ConnectorReport:
+    """Parse one connector report; raises pydantic.ValidationError for anything off-contract."""
+    return _CONNECTOR_REPORT.validate_json(raw)
+
+
+def parse_command(raw: bytes) -> Command:
+    return _COMMAND.validate_json(raw)
+
+
+def run_log_event(data: dict[str, Any]) -> RunLogEvent:
+    """A run log event from its stored fields (rebuild, relay contract checks)."""
+    return _RUN_LOG_EVENT.validate_python(data)
+
+
+def parse_run_log_event(raw: bytes) -> RunLogEvent:
+    """A run log event as published on RUN_EVENTS."""
+    return _RUN_LOG_EVENT.validate_json(raw)

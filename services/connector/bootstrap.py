@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import structlog
 
 from services.connector.executor import ExecutorConfig, RunExecutor
-from services.connector.service import ConnectorService, KafkaReporter
+from services.connector.reporting import KafkaReporter
+from services.connector.service import ConnectorService
 from services.connector.settings import ConnectorSettings
 from services.core.crypto import CredentialCipher
 from shared import topics
@@ -48,7 +49,9 @@ async def run_connector(settings: ConnectorSettings) -> None:
             clock=lambda: datetime.now(UTC),
         )
         log.info("connector_started", connector_id=settings.connector_id)
-        await ConnectorService(requests, cancellations, executor, settings.max_concurrent_runs).run()
+        await ConnectorService(
+            requests, cancellations, executor, settings.max_concurrent_runs, settings.shutdown_grace_s
+        ).run()
     finally:
         await requests.stop()
         await cancellations.stop()

@@ -1,9 +1,24 @@
-"""Diff of a crawl against the asset store's last successful state (pure, unit-tested)."""
+"""Diff of a crawl against the asset store's last successful state, and the deletion fail-safe (pure)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from services.connector.sources.base import AssetDict
 from services.core.runs import AssetCounts
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What a complete crawl found gone: the keys to delete, or how many deletions the fail-safe withheld."""
+
+    keys: list[str]
+    withheld: int = 0
+    live_before: int = 0
+
+    @property
+    def withheld_percent(self) -> float:
+        return 100.0 * self.withheld / self.live_before if self.live_before else 0.0
 
 
 class AssetDiff:
@@ -34,11 +49,19 @@ class AssetDiff:
                 changed.append(asset)
         return changed
 
-    def finish(self) -> list[str]:
-        """Keys that disappeared. Only call after a complete crawl: a partial one would delete too much."""
+    def finish(self, fail_safe_percent: float) -> Removal:
+        """What disappeared. Only call after a complete crawl: a partial one would delete too much.
+
+        If more than `fail_safe_percent` of the live assets disappeared at once, nothing is deleted: that
+        is far more often a schema filter or a revoked grant than a real deletion (DataHub's
+        `fail_safe_threshold`)."""
         gone = sorted(key for key in self._previous if key not in self._seen)
+        live = len(self._previous)
+        if gone and 100.0 * len(gone) / live > fail_safe_percent:
+            self.deleted = 0
+            return Removal(keys=[], withheld=len(gone), live_before=live)
         self.deleted = len(gone)
-        return gone
+        return Removal(keys=gone, live_before=live)
 
     @property
     def counts(self) -> AssetCounts:

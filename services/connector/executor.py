@@ -6,55 +6,72 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from enum import Enum
+from typing import Any
 
 import asyncpg
 import structlog
-from pydantic import BaseModel
 
-from services.connector.diff import AssetDiff
+from services.connector.diff import AssetDiff, Removal
+from services.connector.reporting import Reporter, ReportsLost, RunLedger, send_heartbeat
 from services.connector.sources import REGISTRY
-from services.connector.sources.base import SourceError, SourcePlugin
+from services.connector.sources.base import AssetDict, SourceError, SourcePlugin
 from services.core.crypto import CredentialCipher
 from services.core.errors import DomainError
 from services.core.runs import RunStatus
 from services.core.sources import check_host_allowed
+from services.core.store import claims
 from services.core.store import integrations as integration_store
 from services.core.store.integrations import RunContext
-from shared.events import Envelope, EventType, RunFinished, RunHeartbeat, RunProgressed, RunStarted
+from shared.events import (
+    Asset,
+    AssetsChanged,
+    AssetsChangedPayload,
+    FinishedPayload,
+    HeartbeatPayload,
+    ProgressedPayload,
+    RunCancelled,
+    RunEnded,
+    RunFailed,
+    RunHeartbeat,
+    RunOwner,
+    RunProgressed,
+    RunStarted,
+    RunSucceeded,
+    StartedPayload,
+)
 from shared.logging import redact_text
 
 log = structlog.get_logger()
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024  # well under the producer's and broker's 8 MiB message limit
 DELETED_KEYS_PER_EVENT = 20_000
+_DB_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
 
 
-class Reporter(Protocol):
-    """Where a connector's observations go (Kafka in production)."""
-
-    async def emit(self, event: Envelope, encoded: bytes | None = None) -> None:
-        """Send `event`; `encoded` is its `to_bytes()` when the caller already has it."""
-        ...
-
-    async def flush(self) -> None: ...
+class Phase(Enum):
+    WAITING = "waiting"  # received, waiting for its turn: nothing claimed, safe to drop
+    STARTING = "starting"  # claiming the run
+    RUNNING = "running"  # claimed and executing: this instance owns the run
 
 
 @dataclass
 class RunHandle:
-    """A run executing on this connector; `cancel()` comes from the cancellation listener."""
+    """A run request on this connector; `cancel()` comes from the cancellation listener."""
 
     run_id: uuid.UUID
     task: asyncio.Task[None] | None = None
+    phase: Phase = Phase.WAITING
     user_cancelled: bool = False
     requested_by: str | None = None
 
     def cancel(self, requested_by: str | None) -> None:
         self.user_cancelled = True
         self.requested_by = requested_by
-        if self.task is not None:
+        # Before it runs, the flag is enough: execute() checks it before claiming and after.
+        if self.phase is Phase.RUNNING and self.task is not None:
             self.task.cancel()
 
 
@@ -67,11 +84,13 @@ class ExecutorConfig:
     run_timeout_s: float = 3600.0
 
 
-@dataclass
 class _Run:
-    ctx: RunContext
-    diff: AssetDiff = field(default_factory=lambda: AssetDiff({}))
-    secrets: tuple[str, ...] = ()
+    def __init__(self, ctx: RunContext, owner: RunOwner, ledger: RunLedger) -> None:
+        self.ctx = ctx
+        self.owner = owner
+        self.ledger = ledger
+        self.diff = AssetDiff({})
+        self.secrets: tuple[str, ...] = ()
 
 
 class RunExecutor:
@@ -90,32 +109,44 @@ class RunExecutor:
         self._clock = clock
 
     async def execute(self, handle: RunHandle) -> None:
-        ctx = await self._load_context(handle.run_id)
-        if ctx is None or ctx.run.status is not RunStatus.QUEUED:
-            # Already started elsewhere, finished, or cancelled before it started: nothing to do.
+        ctx = await self._retrying(lambda conn: integration_store.load_run_context(conn, handle.run_id))
+        if ctx is None or ctx.run.status is not RunStatus.QUEUED or handle.user_cancelled:
+            # Started elsewhere, finished, or cancelled before it started: nothing to do.
             log.info("run_skipped", run_id=str(handle.run_id), status=ctx.run.status.value if ctx else "unknown")
             return
+        handle.phase = Phase.STARTING
+        connector_id = self._config.connector_id
+        attempt = await self._retrying(lambda conn: claims.claim(conn, handle.run_id, connector_id, self._clock()))
+        if attempt is None or handle.user_cancelled:
+            log.info("run_not_claimed", run_id=str(handle.run_id), cancelled=handle.user_cancelled)
+            return
+        handle.phase = Phase.RUNNING
         structlog.contextvars.bind_contextvars(run_id=str(ctx.run.run_id), integration=ctx.run.integration_external_id)
-        run = _Run(ctx)
-        await self._emit(run, EventType.RUN_STARTED, RunStarted(connector_id=self._config.connector_id))
-        await self._reporter.flush()
-        log.info("run_started")
+        run = _Run(ctx, RunOwner(connector_id=connector_id, attempt=attempt), RunLedger(self._reporter))
+        await run.ledger.send(RunStarted(**self._about(run), payload=StartedPayload(connector_id=connector_id,
+                                                                                    attempt=attempt)))  # fmt: skip
+        log.info("run_started", attempt=attempt)
         heartbeat = asyncio.create_task(self._heartbeats(run))
         try:
             await self._crawl_within_limit(run)
         except asyncio.CancelledError:
             if not handle.user_cancelled:
-                await self._finish(run, EventType.RUN_FAILED, "The connector stopped during the run; trigger it again.")
+                await self._finish(run, RunFailed, "The connector stopped during the run; trigger it again.")
                 raise
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # a user's cancel ends the run here
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # a user's cancel ends the run here, as CANCELLED
             who = f" by {handle.requested_by}" if handle.requested_by else ""
-            await self._finish(run, EventType.RUN_CANCELLED, f"Cancelled{who}.")
+            await self._finish(run, RunCancelled, f"Cancelled{who}.")
         except SourceError as error:
-            await self._finish(run, EventType.RUN_FAILED, redact_text(str(error), run.secrets))
+            await self._finish(run, RunFailed, redact_text(str(error), run.secrets))
+        except ReportsLost as lost:
+            await self._finish(run, RunFailed, f"Reporting to Kafka failed, so the run cannot succeed: {lost} "
+                                               "Trigger it again once Kafka is healthy.")  # fmt: skip
         except Exception as error:  # any bug must still end the run, never leave it RUNNING
             log.exception("run_crashed")
             detail = redact_text(f"{type(error).__name__}: {error}", run.secrets)
-            await self._finish(run, EventType.RUN_FAILED, f"Internal connector error: {detail}")
+            await self._finish(run, RunFailed, f"Internal connector error: {detail}")
         finally:
             heartbeat.cancel()
             structlog.contextvars.unbind_contextvars("run_id", "integration")
@@ -152,43 +183,51 @@ class RunExecutor:
             async for batch in plugin.crawl():
                 changed = run.diff.add(batch)
                 if changed:
-                    await self._emit_assets(run, changed, [])
+                    await self._send_assets(run, changed, [])
                 if time.monotonic() - last_progress >= self._config.progress_interval_s:
                     last_progress = time.monotonic()
-                    await self._emit(run, EventType.RUN_PROGRESSED, RunProgressed(counts=run.diff.counts.to_payload()))
-            gone = run.diff.finish()
-            for start in range(0, len(gone), DELETED_KEYS_PER_EVENT):
-                await self._emit_assets(run, [], gone[start : start + DELETED_KEYS_PER_EVENT])
+                    progress = ProgressedPayload(counts=run.diff.counts.to_payload())
+                    await run.ledger.send(RunProgressed(**self._about(run), payload=progress))
+            removal = run.diff.finish(ctx.fail_safe_threshold)
+            for start in range(0, len(removal.keys), DELETED_KEYS_PER_EVENT):
+                await self._send_assets(run, [], removal.keys[start : start + DELETED_KEYS_PER_EVENT])
         finally:
             await plugin.close()
-        warnings = "; ".join(plugin.report.warnings)
+        await run.ledger.confirm()  # every asset batch arrived, or the run must not succeed
         counts = run.diff.counts
         message = f"Processed {counts.processed} assets: {counts.created} created, {counts.updated} updated, " \
-                  f"{counts.deleted} deleted." + (f" Warnings: {warnings}" if warnings else "")  # fmt: skip
-        await self._finish(run, EventType.RUN_SUCCEEDED, message)
-        log.info("run_succeeded", processed=counts.processed, created=counts.created)
+                  f"{counts.deleted} deleted."  # fmt: skip
+        if removal.withheld:
+            message += " " + _withheld_message(removal, ctx)
+        warnings = "; ".join(plugin.report.warnings)
+        await self._finish(run, RunSucceeded, message + (f" Warnings: {warnings}" if warnings else ""))
+        log.info("run_succeeded", processed=counts.processed, created=counts.created, withheld=removal.withheld)
 
-    async def _emit_assets(self, run: _Run, upserted: list[dict[str, Any]], deleted: list[str]) -> None:
-        """One AssetsChanged event, halved until it fits a Kafka message (huge view definitions exist)."""
-        # Plain dicts: the plug-in built them in the Asset shape; re-validating 1000s per batch is waste.
-        event = self._event(run, EventType.ASSETS_CHANGED, {"upserted": upserted, "deleted": deleted})
+    async def _send_assets(self, run: _Run, upserted: list[AssetDict], deleted: list[str]) -> None:
+        """One AssetsChanged report, halved until it fits a Kafka message (huge view definitions exist)."""
+        # Constructed, not validated: the plug-in built each dict in the Asset shape, and the projector
+        # validates every report at its edge anyway.
+        payload = AssetsChangedPayload.model_construct(
+            upserted=[Asset.model_construct(**asset) for asset in upserted], deleted=deleted
+        )
+        event = AssetsChanged.model_construct(**self._about(run), payload=payload)
         encoded = event.to_bytes()
         if len(upserted) > 1 and len(encoded) > MAX_EVENT_BYTES:
             half = len(upserted) // 2
-            await self._emit_assets(run, upserted[:half], deleted)
-            await self._emit_assets(run, upserted[half:], [])
+            await self._send_assets(run, upserted[:half], deleted)
+            await self._send_assets(run, upserted[half:], [])
             return
-        await self._reporter.emit(event, encoded)
+        await run.ledger.send(event, encoded)
 
-    async def _load_context(self, run_id: uuid.UUID) -> RunContext | None:
+    async def _retrying(self, query: Callable[[asyncpg.Connection], Any]) -> Any:
         """Wait out a database outage: the request stays uncommitted on Kafka until this succeeds."""
         delay = 0.5
         while True:
             try:
                 async with self._pool.acquire() as conn:
-                    return await integration_store.load_run_context(conn, run_id)
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
-                log.warning("run_context_unavailable", run_id=str(run_id), error=str(error), retry_in_s=delay)
+                    return await query(conn)
+            except _DB_ERRORS as error:
+                log.warning("database_unavailable", error=str(error), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -200,28 +239,40 @@ class RunExecutor:
         except DomainError as error:
             raise SourceError(error.detail) from None
 
-    async def _finish(self, run: _Run, kind: EventType, message: str) -> None:
-        await self._emit(run, kind, RunFinished(counts=run.diff.counts.to_payload(), message=message))
-        await self._reporter.flush()
-        if kind != EventType.RUN_SUCCEEDED:
-            log.info("run_ended", status=kind.value, message=message)
+    async def _finish(self, run: _Run, outcome: type[RunEnded], message: str) -> None:
+        payload = FinishedPayload(counts=run.diff.counts.to_payload(), message=message)
+        await run.ledger.send(outcome(**self._about(run), payload=payload))
+        try:
+            await run.ledger.confirm()
+        except ReportsLost as lost:
+            # The outcome may not have arrived: heartbeats stop now, so the reaper ends the run.
+            log.error("run_outcome_not_confirmed", error=str(lost))
+        if outcome is not RunSucceeded:
+            log.info("run_ended", outcome=outcome.__name__, message=message)
 
     async def _heartbeats(self, run: _Run) -> None:
-        beat = RunHeartbeat(connector_id=self._config.connector_id)
+        beat = HeartbeatPayload(connector_id=self._config.connector_id)
         while True:
             await asyncio.sleep(self._config.heartbeat_interval_s)
-            await self._emit(run, EventType.RUN_HEARTBEAT, beat)
+            await send_heartbeat(self._reporter, RunHeartbeat(**self._about(run), payload=beat))
 
-    async def _emit(self, run: _Run, kind: EventType, payload: BaseModel) -> None:
-        await self._reporter.emit(self._event(run, kind, payload.model_dump()))
-
-    def _event(self, run: _Run, kind: EventType, payload: dict[str, Any]) -> Envelope:
+    def _about(self, run: _Run) -> dict[str, Any]:
+        """The envelope fields of a report of `run`, stamped now and with its owner (the fencing token)."""
         ctx = run.ctx.run
-        return Envelope(
-            type=kind,
-            occurred_at=self._clock(),
-            integration_id=ctx.integration_id,
-            integration_external_id=ctx.integration_external_id,
-            run_id=ctx.run_id,
-            payload=payload,
-        )
+        return {
+            "occurred_at": self._clock(),
+            "integration_id": ctx.integration_id,
+            "integration_external_id": ctx.integration_external_id,
+            "run_id": ctx.run_id,
+            "owner": run.owner,
+        }
+
+
+def _withheld_message(removal: Removal, ctx: RunContext) -> str:
+    return (
+        f"Fail-safe: {removal.withheld} of {removal.live_before} assets ({removal.withheld_percent:.1f}%) "
+        f"disappeared from the source, more than this integration's failSafeThreshold of "
+        f"{ctx.fail_safe_threshold:g}%, so none of them was marked deleted. That is usually a changed schema "
+        f"filter or a revoked grant. If they were really removed, raise failSafeThreshold (PATCH "
+        f'/api/integrations/{ctx.run.integration_external_id} with {{"failSafeThreshold": 100}}) and run again.'
+    )

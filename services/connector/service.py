@@ -1,46 +1,36 @@
 """The connector's consumer loops: run requests (consumer group) and cancellations (every instance).
 
-Runs of different integrations execute concurrently (bounded); one integration's messages are
-handled in order. A request's offset is committed only after its run's outcome reached Kafka.
+Runs of different integrations execute concurrently (bounded); one integration's requests are handled
+in order. The loop never stops polling: at capacity it pauses its partitions instead, so the group
+never takes this instance for dead. A request's offset is committed once its run ended (or was found
+to be someone else's). On a rebalance, work not yet claimed on revoked partitions is dropped (the new
+owner redoes it); claimed runs keep executing here, fenced by their claim, and no longer move offsets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
 
-from services.connector.executor import RunExecutor, RunHandle
+from services.connector.executor import Phase, RunHandle
 from services.connector.offsets import OffsetTracker
 from shared import topics
-from shared.events import CancelRun, Envelope, EventType
+from shared.events import CancelRunCommand, StartRunCommand, parse_command
 
 log = structlog.get_logger()
 
 
-class KafkaReporter:
-    """Sends events to CONNECTOR_REPORTS keyed by integration, so one integration's events stay ordered."""
+class Executor(Protocol):
+    """What the consumer loop needs of the run executor (services.connector.executor.RunExecutor)."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self._producer = producer
-        self._pending: list[asyncio.Future[Any]] = []
-
-    async def emit(self, event: Envelope, encoded: bytes | None = None) -> None:
-        future = await self._producer.send(
-            topics.CONNECTOR_REPORTS, encoded or event.to_bytes(), key=str(event.integration_id).encode()
-        )
-        self._pending.append(future)
-        if len(self._pending) >= 256:
-            await self.flush()
-
-    async def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
+    async def execute(self, handle: RunHandle) -> None: ...
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -48,11 +38,18 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._service = service
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._service.commit()
-        self._service.tracker.forget(set(revoked))
+        await self._service.partitions_revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        return None
+        log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+
+@dataclass
+class _Request:
+    tp: TopicPartition
+    offset: int
+    generation: int
+    handle: RunHandle
 
 
 class ConnectorService:
@@ -60,93 +57,118 @@ class ConnectorService:
         self,
         requests: AIOKafkaConsumer,
         cancellations: AIOKafkaConsumer,
-        executor: RunExecutor,
+        executor: Executor,
         max_concurrent_runs: int,
+        shutdown_grace_s: float = 10.0,
     ) -> None:
         self._requests = requests
         self._cancellations = cancellations
         self._executor = executor
         self._slots = asyncio.Semaphore(max_concurrent_runs)
-        self._max_inflight = max_concurrent_runs * 4
-        self._inflight_slots = asyncio.Semaphore(self._max_inflight)  # backpressure on fetching
+        self._max_inflight = max_concurrent_runs * 4  # received requests held at once (running or waiting)
+        self._grace_s = shutdown_grace_s
         self.tracker = OffsetTracker()
-        self._active: dict[uuid.UUID, RunHandle] = {}
-        self._tails: dict[str, asyncio.Task[None]] = {}  # last task per integration key: keeps order
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: dict[asyncio.Task[None], _Request] = {}
+        self._handles: dict[uuid.UUID, RunHandle] = {}
+        self._tails: dict[bytes, asyncio.Task[None]] = {}  # last task per integration key: keeps order
 
     async def run(self) -> None:
         self._requests.subscribe([topics.RUN_REQUESTS], listener=_Rebalance(self))
         listener = asyncio.create_task(self._listen_for_cancellations(), name="cancellations")
         try:
-            await self._consume_requests()
+            while True:
+                if listener.done():  # a dead background task takes the process down, loudly
+                    listener.result()
+                await self._poll_once()
         finally:
+            await self._drain()
             listener.cancel()
-            await self.shutdown()
-
-    async def _consume_requests(self) -> None:
-        while True:
-            batches = await self._requests.getmany(timeout_ms=500, max_records=self._max_inflight)
-            for tp, messages in batches.items():
-                for message in messages:
-                    await self._inflight_slots.acquire()
-                    self.tracker.started(tp, message.offset)
-                    self._schedule(tp, message.offset, message.key, message.value)
             await self.commit()
 
-    def _schedule(self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes | None) -> None:
-        ordering_key = (key or b"").decode()
-        previous = self._tails.get(ordering_key)
-        task = asyncio.create_task(self._handle(tp, offset, value, previous))
-        self._tails[ordering_key] = task
-        self._tasks.add(task)
+    async def _poll_once(self) -> None:
+        capacity = self._max_inflight - len(self._inflight)
+        paused = self._requests.paused()
+        if capacity <= 0:
+            self._requests.pause(*self._requests.assignment())
+        elif paused:
+            self._requests.resume(*paused)
+        batches = await self._requests.getmany(timeout_ms=500, max_records=max(capacity, 1))
+        for tp, messages in batches.items():
+            for message in messages:
+                self._receive(tp, message.offset, message.value)
+        await self.commit()
+
+    def _receive(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
+        generation = self.tracker.started(tp, offset)
+        try:
+            command = parse_command(value or b"")
+        except ValidationError as error:
+            log.error("run_request_unreadable", partition=tp.partition, offset=offset, errors=error.error_count())
+            self.tracker.finished(tp, offset, generation)
+            return
+        if not isinstance(command, StartRunCommand):
+            self.tracker.finished(tp, offset, generation)
+            return
+        handle = RunHandle(command.run_id)
+        key = command.integration_id.bytes
+        task = asyncio.create_task(self._execute(handle, self._tails.get(key)))
+        handle.task = task
+        request = _Request(tp, offset, generation, handle)
+        self._inflight[task] = request
+        self._handles[command.run_id] = handle
+        self._tails[key] = task
 
         def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            if self._tails.get(ordering_key) is t:
-                del self._tails[ordering_key]
+            del self._inflight[t]
+            if self._handles.get(command.run_id) is handle:
+                del self._handles[command.run_id]
+            if self._tails.get(key) is t:
+                del self._tails[key]
+            # A request dropped before it was claimed (rebalance, shutdown) stays uncommitted for the next owner.
+            if not (t.cancelled() and handle.phase is Phase.WAITING):
+                self.tracker.finished(request.tp, request.offset, request.generation)
 
         task.add_done_callback(done)
-        task.add_done_callback(lambda _: self._inflight_slots.release())
 
-    async def _handle(
-        self, tp: TopicPartition, offset: int, value: bytes | None, previous: asyncio.Task[None] | None
-    ) -> None:
+    async def _execute(self, handle: RunHandle, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
             await asyncio.wait([previous])
-        try:
-            envelope = Envelope.from_bytes(value or b"")
-        except ValueError:
-            log.error("run_request_unreadable", partition=tp.partition, offset=offset)
-            self.tracker.finished(tp, offset)
-            return
-        if envelope.type != EventType.START_RUN:
-            self.tracker.finished(tp, offset)
-            return
-        handle = RunHandle(envelope.run_id)
         async with self._slots:
-            handle.task = asyncio.current_task()
-            self._active[envelope.run_id] = handle
             try:
                 await self._executor.execute(handle)
             except Exception:
                 # E.g. Kafka unreachable while reporting the outcome: the run stays RUNNING without
                 # heartbeats and the reaper ends it, so this request is done with either way.
-                log.exception("run_execution_error", run_id=str(envelope.run_id))
-            finally:
-                self._active.pop(envelope.run_id, None)
-        self.tracker.finished(tp, offset)
+                log.exception("run_execution_error", run_id=str(handle.run_id))
+
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.commit()  # what finished on them is still ours to commit
+        self.tracker.forget(revoked)
+        dropped = [task for task, r in self._inflight.items() if r.tp in revoked and r.handle.phase is Phase.WAITING]
+        for task in dropped:
+            task.cancel()
+        log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked), dropped=len(dropped),
+                 kept_running=sum(1 for r in self._inflight.values() if r.tp in revoked) - len(dropped))  # fmt: skip
 
     async def _listen_for_cancellations(self) -> None:
-        async for message in self._cancellations:
-            try:
-                envelope = Envelope.from_bytes(message.value or b"")
-            except ValueError:
-                log.error("cancellation_unreadable", offset=message.offset)
-                continue
-            handle = self._active.get(envelope.run_id)
-            if envelope.type == EventType.CANCEL_RUN and handle is not None:
-                log.info("run_cancel_received", run_id=str(envelope.run_id))
-                handle.cancel(CancelRun.model_validate(envelope.payload).requested_by)
+        try:
+            async for message in self._cancellations:
+                try:
+                    command = parse_command(message.value or b"")
+                except ValidationError:
+                    log.error("cancellation_unreadable", offset=message.offset)
+                    continue
+                handle = self._handles.get(command.run_id)
+                if isinstance(command, CancelRunCommand) and handle is not None:
+                    log.info("run_cancel_received", run_id=str(command.run_id))
+                    handle.cancel(command.payload.requested_by)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("cancellation_listener_died")
+            raise
+        log.error("cancellation_listener_died", reason="the cancellations consumer stopped")
+        raise RuntimeError("the cancellations consumer stopped")
 
     async def commit(self) -> None:
         offsets = self.tracker.to_commit()
@@ -155,13 +177,21 @@ class ConnectorService:
         try:
             await self._requests.commit(offsets)
             self.tracker.committed(offsets)
-        except (CommitFailedError, KafkaError) as error:
+        except KafkaError as error:  # CommitFailedError after a rebalance, IllegalStateError, broker down
             log.warning("commit_failed", error=str(error))
 
-    async def shutdown(self) -> None:
-        """End in-flight runs as FAILED (never leave them RUNNING), then commit what finished."""
-        for task in list(self._tasks):
+    async def _drain(self) -> None:
+        """Shutdown: drop unclaimed requests, let running runs finish within the grace period, then end
+        the rest as FAILED (never leave them RUNNING)."""
+        for task, request in list(self._inflight.items()):
+            if request.handle.phase is Phase.WAITING:
+                task.cancel()
+        tasks = list(self._inflight)
+        if not tasks:
+            return
+        running = sum(1 for r in self._inflight.values() if r.handle.phase is not Phase.WAITING)
+        log.info("connector_draining", running=running, grace_s=self._grace_s)
+        _, late = await asyncio.wait(tasks, timeout=self._grace_s)
+        for task in late:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.commit()
+        await asyncio.gather(*tasks, return_exceptions=True)

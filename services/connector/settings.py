@@ -18,3 +18,5 @@ class ConnectorSettings(CommonSettings):
     progress_interval_s: float = Field(default=1.0, alias="PROGRESS_INTERVAL_SECONDS", gt=0)
     run_timeout_s: float = Field(default=3600.0, alias="CONNECTOR_RUN_TIMEOUT_SECONDS", gt=0)
     max_concurrent_runs: int = Field(default=4, alias="CONNECTOR_MAX_CONCURRENT_RUNS", ge=1)
+    # On SIGTERM running runs get this long to finish before they are ended FAILED.
+    shutdown_grace_s: float = Field(default=10.0, alias="CONNECTOR_SHUTDOWN_GRACE_SECONDS", ge=0)

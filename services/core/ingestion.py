@@ -15,8 +15,7 @@ from services.core.runs import CancelRun, RequestRun, RunState, RunStatus, decid
 from services.core.store import integrations as integration_store
 from services.core.store import outbox, run_reads, runlog
 from shared import topics
-from shared.events import CancelRun as CancelRunPayload
-from shared.events import Envelope, EventType, StartRun
+from shared.events import CancelRunCommand, CancelRunPayload, StartRunCommand, StartRunPayload
 
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], uuid.UUID]
@@ -64,13 +63,12 @@ async def claim_run(
     """Atomically create the integration's one active run and queue its start command (outbox)."""
     command = RequestRun(run_id, integration.id, integration.external_id, trigger, requested_by, at)
     events = decide(None, command)
-    start = Envelope(
-        type=EventType.START_RUN,
+    start = StartRunCommand(
         occurred_at=at,
         integration_id=integration.id,
         integration_external_id=integration.external_id,
         run_id=run_id,
-        payload=StartRun(source=integration.source.value).model_dump(),
+        payload=StartRunPayload(source=integration.source.value),
     )
     try:
         async with conn.transaction():  # a savepoint when the caller already holds a transaction
@@ -104,9 +102,10 @@ async def cancel_run(rt: Runtime, principal: Principal, external_id: str) -> Run
         if not events:
             return state
         result = await runlog.append(conn, active.run_id, events)
-        command = events[0].model_copy(
-            update={"type": EventType.CANCEL_RUN, "event_id": rt.new_id(),
-                    "payload": CancelRunPayload(requested_by=principal.name).model_dump()}
+        command = CancelRunCommand(
+            event_id=rt.new_id(), occurred_at=events[0].occurred_at, integration_id=integration.id,
+            integration_external_id=integration.external_id, run_id=active.run_id,
+            payload=CancelRunPayload(requested_by=principal.name),
         )  # fmt: skip
         await outbox.enqueue(conn, [(topics.RUN_CANCELLATIONS, str(integration.id), command.to_bytes())])
         return result.state

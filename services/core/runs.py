@@ -11,18 +11,24 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-
-from pydantic import ValidationError
+from typing import Any
 
 from services.core.errors import AlreadyRunning, TransitionRejected
 from shared.events import (
     AssetCountsPayload,
-    Envelope,
-    EventType,
+    CancelRequestedPayload,
+    FinishedPayload,
+    RequestedPayload,
+    RunCancelled,
     RunCancelRequested,
-    RunFinished,
+    RunEnded,
+    RunFailed,
+    RunLogEvent,
+    RunOwner,
     RunProgressed,
     RunRequested,
+    RunStarted,
+    RunSucceeded,
 )
 
 
@@ -79,6 +85,7 @@ class RunState:
     counts: AssetCounts = AssetCounts()
     cancel_requested: bool = False
     version: int = 0  # seq of the last applied event
+    owner: RunOwner | None = None  # the connector claim that started the run; only it may report
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -101,93 +108,78 @@ class CancelRun:
 
 
 @dataclass(frozen=True)
-class ReapRun:
-    """The connector stopped heartbeating (or never picked the run up): end the run."""
+class AbortRun:
+    """End an active run from outside its connector: it went silent, or its reports cannot be applied."""
 
     reason: str
     at: datetime
 
 
-Command = RequestRun | CancelRun | ReapRun
+Command = RequestRun | CancelRun | AbortRun
 
 
-def decide(state: RunState | None, command: Command) -> list[Envelope]:
+def decide(state: RunState | None, command: Command) -> list[RunLogEvent]:
     if isinstance(command, RequestRun):
         if state is not None and state.status.is_active:
             raise AlreadyRunning(f"run {state.run_id} is already {state.status.value}")
         return [
-            Envelope(
-                type=EventType.RUN_REQUESTED,
+            RunRequested(
                 occurred_at=command.at,
                 integration_id=command.integration_id,
                 integration_external_id=command.integration_external_id,
                 run_id=command.run_id,
-                payload=RunRequested(trigger=command.trigger, requested_by=command.requested_by).model_dump(),
+                payload=RequestedPayload(trigger=command.trigger, requested_by=command.requested_by),
             )
         ]
     if state is None or state.status.is_terminal:
-        return []  # cancelling or reaping a finished run is a no-op, never an error
+        return []  # cancelling or aborting a finished run is a no-op, never an error
     if isinstance(command, CancelRun):
-        events = []
+        events: list[RunLogEvent] = []
         if not state.cancel_requested:
             events.append(
-                _event(
-                    state,
-                    EventType.RUN_CANCEL_REQUESTED,
-                    command.at,
-                    RunCancelRequested(requested_by=command.requested_by).model_dump(),
+                RunCancelRequested(
+                    **_about(state, command.at), payload=CancelRequestedPayload(requested_by=command.requested_by)
                 )
             )
         if state.status is RunStatus.QUEUED:
             # Nothing is executing yet: end it now rather than wait for a connector to pick it up.
-            cancelled = RunFinished(counts=state.counts.to_payload(), message="Cancelled before it started.")
-            events.append(_event(state, EventType.RUN_CANCELLED, command.at, cancelled.model_dump()))
+            finished = FinishedPayload(counts=state.counts.to_payload(), message="Cancelled before it started.")
+            events.append(RunCancelled(**_about(state, command.at), payload=finished))
         return events
-    # ReapRun: a run whose cancellation was requested ends CANCELLED, anything else FAILED.
+    # AbortRun: a run whose cancellation was requested ends CANCELLED, anything else FAILED.
     if state.cancel_requested:
         message = f"Cancelled; the connector did not confirm the cancellation ({command.reason})."
-        kind = EventType.RUN_CANCELLED
-    else:
-        message = command.reason
-        kind = EventType.RUN_FAILED
-    payload = RunFinished(counts=state.counts.to_payload(), message=message).model_dump()
-    return [_event(state, kind, command.at, payload)]
+        return [RunCancelled(**_about(state, command.at), payload=_finished(state, message))]
+    return [RunFailed(**_about(state, command.at), payload=_finished(state, command.reason))]
 
 
-def _event(state: RunState, kind: EventType, at: datetime, payload: dict[str, object]) -> Envelope:
-    return Envelope(
-        type=kind,
-        occurred_at=at,
-        integration_id=state.integration_id,
-        integration_external_id=state.integration_external_id,
-        run_id=state.run_id,
-        payload=payload,
-    )
+def _about(state: RunState, at: datetime) -> dict[str, Any]:
+    return {
+        "occurred_at": at,
+        "integration_id": state.integration_id,
+        "integration_external_id": state.integration_external_id,
+        "run_id": state.run_id,
+    }
+
+
+def _finished(state: RunState, message: str) -> FinishedPayload:
+    return FinishedPayload(counts=state.counts.to_payload(), message=message)
 
 
 # ---- evolve ---------------------------------------------------------------------------------
 
 
-def evolve(state: RunState | None, event: Envelope) -> RunState:
+def evolve(state: RunState | None, event: RunLogEvent) -> RunState:
     """Apply one event. Raises TransitionRejected when the event does not fit the current state."""
-    try:
-        return _evolve(state, event)
-    except ValidationError as malformed:
-        # A payload that does not match its type is rejected like any other misfit, never half-applied.
-        raise TransitionRejected(f"{event.type} has a malformed payload: {malformed.error_count()} error(s)") from None
-
-
-def _evolve(state: RunState | None, event: Envelope) -> RunState:
-    if event.type == EventType.RUN_REQUESTED:
+    if isinstance(event, RunRequested):
         if state is not None:
             raise TransitionRejected(f"run {event.run_id} was already requested")
-        requested = RunRequested.model_validate(event.payload)
         return RunState(
             run_id=event.run_id,
             integration_id=event.integration_id,
             integration_external_id=event.integration_external_id,
             status=RunStatus.QUEUED,
-            trigger=requested.trigger,
+            trigger=event.payload.trigger,
             requested_at=event.occurred_at,
             version=1,
         )
@@ -197,44 +189,65 @@ def _evolve(state: RunState | None, event: Envelope) -> RunState:
         raise TransitionRejected(f"{event.type} names integration {event.integration_id}, not the run's")
     if state.status.is_terminal:
         raise TransitionRejected(f"run {state.run_id} is already {state.status.value}; {event.type} ignored")
+    _check_owner(state, event)
     nxt = state.version + 1
-    match event.type:
-        case EventType.RUN_CANCEL_REQUESTED:
+    match event:
+        case RunCancelRequested():
             return replace(state, cancel_requested=True, version=nxt)
-        case EventType.RUN_STARTED:
+        case RunStarted(payload=started):
             if state.status is not RunStatus.QUEUED:
                 raise TransitionRejected(f"run {state.run_id} was already started")
-            return replace(state, status=RunStatus.RUNNING, started_at=event.occurred_at, version=nxt)
-        case EventType.RUN_PROGRESSED:
-            progressed = RunProgressed.model_validate(event.payload)
+            owner = RunOwner(connector_id=started.connector_id, attempt=started.attempt)
+            return replace(state, status=RunStatus.RUNNING, started_at=event.occurred_at, owner=owner, version=nxt)
+        case RunProgressed(payload=progressed):
             return replace(
                 state,
-                status=RunStatus.RUNNING,
                 counts=AssetCounts.from_payload(progressed.counts),
                 message=progressed.message or state.message,
                 version=nxt,
             )
-        case EventType.ASSETS_CHANGED:
-            if state.status is not RunStatus.RUNNING:
-                raise TransitionRejected(f"assets reported for run {state.run_id} before it started")
-            return replace(state, version=nxt)
-        case EventType.RUN_SUCCEEDED | EventType.RUN_FAILED | EventType.RUN_CANCELLED:
-            if event.type == EventType.RUN_SUCCEEDED and state.status is not RunStatus.RUNNING:
+        case RunSucceeded() | RunFailed() | RunCancelled():
+            if isinstance(event, RunSucceeded) and state.status is not RunStatus.RUNNING:
                 raise TransitionRejected(f"run {state.run_id} cannot succeed before it started")
-            finished = RunFinished.model_validate(event.payload)
             return replace(
                 state,
-                status=_TERMINAL_BY_EVENT[event.type],
-                counts=AssetCounts.from_payload(finished.counts),
-                message=finished.message,
+                status=_TERMINAL_BY_EVENT[type(event)],
+                counts=AssetCounts.from_payload(event.payload.counts),
+                message=event.payload.message,
                 completed_at=event.occurred_at,
                 version=nxt,
             )
-    raise TransitionRejected(f"{event.type} is not a run log event")
+    # AssetsChanged: staged in the log, applied to the asset store only if the run succeeds.
+    if state.status is not RunStatus.RUNNING:
+        raise TransitionRejected(f"assets reported for run {state.run_id} before it started")
+    return replace(state, version=nxt)
 
 
-_TERMINAL_BY_EVENT = {
-    EventType.RUN_SUCCEEDED: RunStatus.SUCCESS,
-    EventType.RUN_FAILED: RunStatus.FAILED,
-    EventType.RUN_CANCELLED: RunStatus.CANCELLED,
+def _check_owner(state: RunState, event: RunLogEvent) -> None:
+    """Fencing: a connector's report applies only if it comes from the claim that started the run.
+
+    Events without an owner come from the control plane itself (API, reaper, projector) and always apply."""
+    reporter = event.owner
+    if reporter is None:
+        return
+    if isinstance(event, RunStarted):
+        if (event.payload.connector_id, event.payload.attempt) != (reporter.connector_id, reporter.attempt):
+            raise TransitionRejected(f"run {state.run_id}: a start reported on behalf of another connector")
+        return
+    if state.owner is None:
+        raise TransitionRejected(f"{event.type} from {_who(reporter)} before run {state.run_id} started")
+    if reporter != state.owner:
+        raise TransitionRejected(
+            f"{event.type} from {_who(reporter)}, but run {state.run_id} belongs to {_who(state.owner)}"
+        )
+
+
+def _who(owner: RunOwner) -> str:
+    return f"connector '{owner.connector_id}' (attempt {owner.attempt})"
+
+
+_TERMINAL_BY_EVENT: dict[type[RunEnded], RunStatus] = {
+    RunSucceeded: RunStatus.SUCCESS,
+    RunFailed: RunStatus.FAILED,
+    RunCancelled: RunStatus.CANCELLED,
 }

@@ -1,18 +1,47 @@
-"""Applies one fetched batch of connector reports in one Postgres transaction (idempotent)."""
+"""Applies one fetched batch of connector reports in one Postgres transaction (idempotent).
+
+Reports are parsed once at the edge. What cannot be parsed, or cannot be applied (a poison run), goes
+to `report_dead_letters` with the reason, and the run it names is ended FAILED saying so; every other
+run of the batch is applied as usual. Only infrastructure errors fail the batch (to be retried whole).
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 import structlog
+from pydantic import ValidationError
 
+from services.core.runs import AbortRun, decide
 from services.core.store import runlog
-from shared.events import Envelope, EventType
+from services.core.store.dead_letters import DeadLetter, record_dead_letters
+from shared.errors import is_retriable
+from shared.events import ConnectorReport, RunHeartbeat, RunLogEvent, RunOwner, parse_report
 
 log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message as fetched: where it came from, and its bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+@dataclass
+class Batch:
+    events: dict[uuid.UUID, list[tuple[RunLogEvent, Received]]] = field(default_factory=lambda: defaultdict(list))
+    heartbeats: dict[uuid.UUID, tuple[RunOwner, datetime]] = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
 
 
 @dataclass
@@ -21,46 +50,117 @@ class BatchOutcome:
     ignored: int = 0
     duplicates: int = 0
     heartbeats: int = 0
+    dead_lettered: int = 0
+
+
+def parse(messages: list[Received]) -> Batch:
+    """Group readable reports by run (keeping each run's order); set aside what breaks the contract."""
+    batch = Batch()
+    for message in messages:
+        try:
+            report: ConnectorReport = parse_report(message.value or b"")
+        except ValidationError as error:
+            batch.dead.append(_dead(message, f"unreadable report: {_summary(error)}"))
+            continue
+        if report.owner is None:
+            batch.dead.append(_dead(message, "a connector report without its owner (connector_id, attempt)"))
+        elif isinstance(report, RunHeartbeat):
+            latest = batch.heartbeats.get(report.run_id)
+            if latest is None or latest[1] < report.occurred_at:
+                batch.heartbeats[report.run_id] = (report.owner, report.occurred_at)
+        else:
+            batch.events[report.run_id].append((report, message))
+    return batch
+
+
+async def apply_batch(conn: asyncpg.Connection, batch: Batch, now: datetime) -> BatchOutcome:
+    outcome = BatchOutcome()
+    async with conn.transaction():
+        dead = list(batch.dead)
+        for run_id, received in batch.events.items():
+            try:
+                async with conn.transaction():  # a savepoint: a poison run never takes the batch down
+                    result = await runlog.append(conn, run_id, [event for event, _ in received])
+            except Exception as error:  # the database refused it, or a bug met this run's data
+                if is_retriable(error):
+                    raise
+                reason = f"cannot be applied: {type(error).__name__}: {error}"
+                dead.extend(_dead(message, reason, event) for event, message in received)
+                continue
+            outcome.applied += len(result.applied)
+            outcome.duplicates += result.duplicates
+            outcome.ignored += len(result.ignored)
+            for event, why in result.ignored:
+                log.info("event_ignored", run_id=str(run_id), type=event.type, reason=why)
+        if dead:
+            outcome.dead_lettered = await record_dead_letters(conn, dead)
+            await _abort_runs_of(conn, dead, now)
+        outcome.heartbeats = await _record_heartbeats(conn, batch.heartbeats)
+    return outcome
 
 
 _HEARTBEAT = """
 INSERT INTO run_heartbeats (run_id, connector_id, last_at)
-SELECT r.id, $2, $3 FROM runs r WHERE r.id = $1 AND r.status IN ('QUEUED', 'RUNNING')
+SELECT r.id, $2, $3 FROM runs r
+WHERE r.id = $1 AND r.status = 'RUNNING' AND r.connector_id = $2 AND r.attempt = $4
 ON CONFLICT (run_id) DO UPDATE SET connector_id = EXCLUDED.connector_id,
     last_at = GREATEST(run_heartbeats.last_at, EXCLUDED.last_at)
 """
 
 
-def parse(values: list[bytes | None]) -> tuple[list[Envelope], int]:
-    events: list[Envelope] = []
-    unreadable = 0
-    for raw in values:
+async def _record_heartbeats(conn: asyncpg.Connection, beats: dict[uuid.UUID, tuple[RunOwner, datetime]]) -> int:
+    """Liveness of runs, fenced like every report: only the run's owner keeps it alive."""
+    if beats:
+        await conn.executemany(
+            _HEARTBEAT, [(run_id, o.connector_id, at, o.attempt) for run_id, (o, at) in beats.items()]
+        )
+    return len(beats)
+
+
+async def _abort_runs_of(conn: asyncpg.Connection, dead: list[DeadLetter], now: datetime) -> None:
+    """End every active run named by a dead letter: it will never get the report it is missing."""
+    reasons: dict[uuid.UUID, str] = {}
+    for letter in dead:
+        if letter.run_id is not None:
+            reasons.setdefault(letter.run_id, letter.reason)
+    for run_id, reason in reasons.items():
+        state = await runlog.load_state(conn, run_id, lock=True)
+        message = (
+            f"A report of this run was rejected ({reason}); it is kept in report_dead_letters. "
+            "The connector may be a different version than the control plane; trigger the run again."
+        )
+        events = decide(state, AbortRun(reason=message, at=now))
+        if events:
+            await runlog.append(conn, run_id, events)
+            log.error("run_aborted_by_dead_letter", run_id=str(run_id), reason=reason)
+
+
+def _dead(message: Received, reason: str, event: RunLogEvent | None = None) -> DeadLetter:
+    ids = _identify(message.value) if event is None else {
+        "run_id": event.run_id, "integration_id": event.integration_id, "event_id": event.event_id, "type": event.type
+    }  # fmt: skip
+    return DeadLetter(topic=message.topic, partition=message.partition, offset=message.offset,
+                      reason=reason[:2000], value=message.value, **ids)  # fmt: skip
+
+
+def _identify(value: bytes | None) -> dict[str, Any]:
+    """Best effort: which run and event an unreadable message claims to be about."""
+    try:
+        data = json.loads(value or b"")
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    found: dict[str, Any] = {"type": str(data["type"])[:200] if "type" in data else None}
+    for name in ("run_id", "integration_id", "event_id"):
         try:
-            events.append(Envelope.from_bytes(raw or b""))
+            found[name] = uuid.UUID(str(data.get(name)))
         except ValueError:
-            unreadable += 1  # a poison message must not block the partition; it is logged and skipped
-    return events, unreadable
+            found[name] = None
+    return found
 
 
-async def apply_reports(conn: asyncpg.Connection, events: list[Envelope]) -> BatchOutcome:
-    """Group by run (keeping each run's order) and append each run's events to the log."""
-    outcome = BatchOutcome()
-    by_run: dict[uuid.UUID, list[Envelope]] = defaultdict(list)
-    heartbeats: list[tuple[uuid.UUID, str, object]] = []
-    for event in events:
-        if event.type == EventType.RUN_HEARTBEAT:
-            heartbeats.append((event.run_id, str(event.payload.get("connector_id", "")), event.occurred_at))
-        else:
-            by_run[event.run_id].append(event)
-    async with conn.transaction():
-        for run_id, run_events in by_run.items():
-            result = await runlog.append(conn, run_id, run_events)
-            outcome.applied += len(result.applied)
-            outcome.duplicates += result.duplicates
-            outcome.ignored += len(result.ignored)
-            for event, reason in result.ignored:
-                log.info("event_ignored", run_id=str(run_id), type=event.type.value, reason=reason)
-        if heartbeats:
-            await conn.executemany(_HEARTBEAT, heartbeats)
-            outcome.heartbeats = len(heartbeats)
-    return outcome
+def _summary(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"])
+    return f"{error.error_count()} error(s), first at {location or 'the message'}: {first['msg']}"

@@ -1,76 +1,98 @@
-"""The projector's consumer loop: fetch reports, apply them in one transaction, then commit offsets."""
+"""The projector's consumer loop: fetch reports, apply them in one transaction, then commit offsets.
+
+After each write it records, per partition, up to when it has applied everything the broker had
+acknowledged (`projector_progress`); the reaper measures heartbeat silence against the oldest of them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
-from services.projector.handlers import apply_reports, parse
-from shared.events import Envelope
+from services.projector.handlers import Received, apply_batch, parse
+from shared.errors import is_retriable
 
 log = structlog.get_logger()
 
+PROGRESS_EVERY_S = 1.0
+# A fetch response's highwater covers what the broker acknowledged before it answered; the response
+# may have waited up to fetch.max.wait.ms on the broker. Claim a little less than we know.
+PROGRESS_MARGIN = timedelta(seconds=1)
+Clock = Callable[[], datetime]
 
-CAUGHT_UP_EVERY_S = 1.0
+_MARK = """
+INSERT INTO projector_progress (topic, partition, caught_up_at)
+SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[])
+ON CONFLICT (topic, partition) DO UPDATE
+    SET caught_up_at = GREATEST(projector_progress.caught_up_at, EXCLUDED.caught_up_at)
+"""
 
 
-async def run_projection(pool: asyncpg.Pool, consumer: AIOKafkaConsumer) -> None:
+async def run_projection(
+    pool: asyncpg.Pool, consumer: AIOKafkaConsumer, clock: Clock = lambda: datetime.now(UTC)
+) -> None:
     marked = 0.0
     while True:
         batches = await consumer.getmany(timeout_ms=500, max_records=2000)
-        if time.monotonic() - marked >= CAUGHT_UP_EVERY_S and await _caught_up(consumer):
-            await _mark_caught_up(pool)
+        if batches:
+            received = [Received(tp.topic, tp.partition, m.offset, m.value) for tp, ms in batches.items() for m in ms]
+            await _apply_until_done(pool, received, clock)
+            # Only now is the work durable: commit offsets after the DB transaction committed.
+            await _commit(consumer, {tp: messages[-1].offset + 1 for tp, messages in batches.items()})
+        if batches or time.monotonic() - marked >= PROGRESS_EVERY_S:
+            await _mark_progress(pool, consumer)
             marked = time.monotonic()
-        if not batches:
-            continue
-        values = [m.value for messages in batches.values() for m in messages]
-        offsets = {tp: messages[-1].offset + 1 for tp, messages in batches.items()}
-        events, unreadable = parse(values)
-        if unreadable:
-            log.error("reports_unreadable", count=unreadable)
-        await _apply_until_done(pool, events)
-        # Only now is the work durable: commit offsets after the DB transaction committed.
-        await consumer.commit(offsets)
 
 
-async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
-    """True when every assigned partition has been read up to its high watermark."""
-    assignment = consumer.assignment()
-    if not assignment:
-        return False
-    for tp in assignment:
-        highwater = consumer.highwater(tp)
-        if highwater is None or await consumer.position(tp) < highwater:
-            return False
-    return True
-
-
-async def _mark_caught_up(pool: asyncpg.Pool) -> None:
-    try:
-        await pool.execute(
-            "INSERT INTO projector_status (id, caught_up_at) VALUES (1, now()) "
-            "ON CONFLICT (id) DO UPDATE SET caught_up_at = GREATEST(projector_status.caught_up_at, now())"
-        )
-    except (asyncpg.PostgresError, OSError) as error:
-        log.warning("caught_up_mark_failed", error=str(error))
-
-
-async def _apply_until_done(pool: asyncpg.Pool, events: list[Envelope]) -> None:
+async def _apply_until_done(pool: asyncpg.Pool, received: list[Received], clock: Clock) -> None:
+    batch = parse(received)
     delay = 0.5
     while True:
         try:
             async with pool.acquire() as conn:
-                outcome = await apply_reports(conn, events)
-            if outcome.ignored or outcome.duplicates:
+                outcome = await apply_batch(conn, batch, clock())
+            if outcome.ignored or outcome.duplicates or outcome.dead_lettered:
                 log.info("reports_applied", applied=outcome.applied, ignored=outcome.ignored,
-                         duplicates=outcome.duplicates)  # fmt: skip
+                         duplicates=outcome.duplicates, dead_lettered=outcome.dead_lettered)  # fmt: skip
             return
-        except (asyncpg.PostgresError, OSError) as error:
-            # Retriable: the same batch is applied again; the log deduplicates what already landed.
-            log.warning("reports_apply_retry", error=str(error), delay_s=delay)
+        except Exception as error:
+            # Poison is dead-lettered inside apply_batch, so what reaches here is infrastructure (database
+            # down, failover) or a bug; either way the same batch is retried and the log deduplicates.
+            event = "reports_apply_retry" if is_retriable(error) else "reports_apply_error"
+            log.warning(event, error=f"{type(error).__name__}: {error}", delay_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    try:
+        await consumer.commit(offsets)
+    except KafkaError as error:
+        # After a long stall (database outage, rebuild) the group may have moved on: the batch comes
+        # back to whoever owns the partitions now, and is deduplicated there. Never a reason to die.
+        log.warning("commit_failed", error=f"{type(error).__name__}: {error}")
+
+
+async def _mark_progress(pool: asyncpg.Pool, consumer: AIOKafkaConsumer) -> None:
+    rows: list[tuple[str, int, datetime]] = []
+    for tp in consumer.assignment():
+        highwater, polled_ms = consumer.highwater(tp), consumer.last_poll_timestamp(tp)
+        try:
+            position = await consumer.position(tp)
+        except KafkaError:
+            continue  # revoked meanwhile
+        if highwater is not None and polled_ms and position >= highwater:
+            rows.append((tp.topic, tp.partition, datetime.fromtimestamp(polled_ms / 1000, UTC) - PROGRESS_MARGIN))
+    if not rows:
+        return
+    try:
+        await pool.execute(_MARK, *map(list, zip(*rows, strict=True)))
+    except (asyncpg.PostgresError, OSError) as error:
+        log.warning("progress_mark_failed", error=str(error))

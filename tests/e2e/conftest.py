@@ -73,6 +73,7 @@ async def stack(infrastructure: tuple[str, str], tmp_path_factory: pytest.TempPa
         "HEARTBEAT_INTERVAL_SECONDS": "0.5",
         "HEARTBEAT_TIMEOUT_SECONDS": "4",
         "SCHEDULER_TICK_SECONDS": "0.5",
+        "CONNECTOR_SHUTDOWN_GRACE_SECONDS": "1",
         "LOG_FORMAT": "json",
     }
     migrate = await asyncio.create_subprocess_exec(

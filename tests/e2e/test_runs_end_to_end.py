@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from shared import topics
-from shared.events import Envelope, EventType
+from shared.events import RunOwner, run_log_event
 from shared.kafka import make_producer
 from tests.e2e.conftest import ROOT, SERVICES, Client, Stack, postgres_integration
 from tests.support import SHOP_ASSETS, create_shop_database, eventually
@@ -157,11 +157,13 @@ async def test_a_duplicate_event_delivered_twice_changes_nothing(client, stack, 
     await client.wait_for_run("dup-e2e", {"SUCCESS"})
     before_events = await db.fetch("SELECT * FROM run_events WHERE run_id = $1 ORDER BY seq", run_id)
     before_run = await db.fetchrow("SELECT * FROM runs WHERE id = $1", run_id)
-    row = next(e for e in before_events if e["type"] == EventType.RUN_PROGRESSED.value or
-               e["type"] == EventType.ASSETS_CHANGED.value)  # fmt: skip
-    duplicate = Envelope(event_id=row["event_id"], type=EventType(row["type"]), occurred_at=row["occurred_at"],
-                         integration_id=row["integration_id"], integration_external_id="dup-e2e", run_id=run_id,
-                         payload=json.loads(row["payload"]))  # fmt: skip
+    row = next(e for e in before_events if e["type"] in ("run.progressed.v1", "run.assets_changed.v1"))
+    owner = RunOwner(connector_id=before_run["connector_id"], attempt=before_run["attempt"])
+    duplicate = run_log_event({
+        "event_id": row["event_id"], "type": row["type"], "occurred_at": row["occurred_at"], "owner": owner,
+        "integration_id": row["integration_id"], "integration_external_id": "dup-e2e", "run_id": run_id,
+        "payload": json.loads(row["payload"]),
+    })  # fmt: skip
     late = duplicate.model_copy(update={"event_id": uuid.uuid4()})  # a different, late event: recorded as ignored
     producer = make_producer(kafka_bootstrap, client_id="e2e-duplicates")
     await producer.start()

@@ -9,10 +9,11 @@ from urllib.parse import urlparse
 import pytest
 
 from services.connector.executor import ExecutorConfig, RunExecutor, RunHandle
+from services.connector.reporting import KafkaReporter
 from services.core import ingestion
 from services.core.crypto import CredentialCipher
 from services.core.store import runlog
-from shared.events import AssetsChanged, Envelope, EventType
+from shared.events import AssetsChanged, ConnectorReport, RunHeartbeat, parse_report
 from tests.integration.conftest import OWNER
 from tests.support import SHOP_ASSETS, create_shop_database, eventually
 
@@ -20,19 +21,22 @@ pytestmark = pytest.mark.integration
 
 
 class RecordingReporter:
+    """Keeps every report as the projector would read it: the bytes sent, parsed back by the contract."""
+
     def __init__(self) -> None:
-        self.events: list[Envelope] = []
-        self.flushes = 0
+        self.events: list[ConnectorReport] = []
 
-    async def emit(self, event: Envelope, encoded: bytes | None = None) -> None:
-        assert encoded is None or encoded == event.to_bytes()
-        self.events.append(event)
+    async def send(self, report: ConnectorReport, encoded: bytes | None = None) -> asyncio.Future[None]:
+        self.events.append(parse_report(encoded or report.to_bytes()))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
-    async def flush(self) -> None:
-        self.flushes += 1
+    def types(self) -> list[str]:
+        return [e.type for e in self.events if not isinstance(e, RunHeartbeat)]
 
-    def types(self) -> list[EventType]:
-        return [e.type for e in self.events if e.type != EventType.RUN_HEARTBEAT]
+    def log_events(self) -> list:
+        return [e for e in self.events if not isinstance(e, RunHeartbeat)]
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +44,8 @@ async def source(database: str) -> str:
     return await create_shop_database(database, "source_executor_it")
 
 
-def executor(pool, reporter: RecordingReporter, run_timeout_s: float = 60) -> RunExecutor:
-    config = ExecutorConfig(connector_id="test", heartbeat_interval_s=0.05, progress_interval_s=0.0,
+def executor(pool, reporter, run_timeout_s: float = 60, connector_id: str = "test") -> RunExecutor:
+    config = ExecutorConfig(connector_id=connector_id, heartbeat_interval_s=0.05, progress_interval_s=0.0,
                             allow_private_sources=True, run_timeout_s=run_timeout_s)  # fmt: skip
     return RunExecutor(pool, reporter, CredentialCipher.from_settings(None, True), config, lambda: datetime.now(UTC))
 
@@ -61,16 +65,15 @@ async def test_a_run_reports_start_assets_progress_and_success(runtime, pool, ma
     reporter = RecordingReporter()
     await executor(pool, reporter).execute(RunHandle(run.run_id))
     types = reporter.types()
-    assert types[0] == EventType.RUN_STARTED and types[-1] == EventType.RUN_SUCCEEDED
-    assert EventType.ASSETS_CHANGED in types and EventType.RUN_PROGRESSED in types
-    batches = [AssetsChanged.model_validate(e.payload) for e in reporter.events if e.type == EventType.ASSETS_CHANGED]
+    assert types[0] == "run.started.v1" and types[-1] == "run.succeeded.v1"
+    assert "run.assets_changed.v1" in types and "run.progressed.v1" in types
+    assert all(e.owner is not None and e.owner.connector_id == "test" for e in reporter.events)
+    batches = [e.payload for e in reporter.events if isinstance(e, AssetsChanged)]
     assert sum(len(b.upserted) for b in batches) == SHOP_ASSETS  # the plain dicts match the published contract
-    assert reporter.events[-1].payload["counts"]["assets_created"] == SHOP_ASSETS
+    assert reporter.log_events()[-1].payload.counts.assets_created == SHOP_ASSETS
     # Applied to the log, the events end the run SUCCESS and fill the asset store.
     async with pool.acquire() as conn, conn.transaction():
-        result = await runlog.append(
-            conn, run.run_id, [e for e in reporter.events if e.type != EventType.RUN_HEARTBEAT]
-        )
+        result = await runlog.append(conn, run.run_id, reporter.log_events())
         stored = await conn.fetchval("SELECT count(*) FROM assets WHERE integration_id = $1", integration.id)
     assert result.state is not None and result.state.status.value == "SUCCESS" and stored == SHOP_ASSETS
 
@@ -89,8 +92,8 @@ async def test_a_source_error_fails_the_run_without_the_password(runtime, pool, 
     run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
     reporter = RecordingReporter()
     await executor(pool, reporter).execute(RunHandle(run.run_id))
-    assert reporter.types() == [EventType.RUN_STARTED, EventType.RUN_FAILED]
-    message = reporter.events[-1].payload["message"]
+    assert reporter.types() == ["run.started.v1", "run.failed.v1"]
+    message = reporter.events[-1].payload.message
     assert "Cannot connect to PostgreSQL" in message and "not-the-password-123" not in message
 
 
@@ -102,15 +105,15 @@ async def test_a_users_cancel_ends_the_run_cancelled(runtime, pool, make_integra
     handle.task = asyncio.create_task(executor(pool, reporter).execute(handle))
 
     async def started() -> bool:
-        return EventType.RUN_STARTED in reporter.types()
+        return "run.started.v1" in reporter.types()
 
     await eventually(started, timeout=5)
     await asyncio.sleep(0.2)  # blocked on the locked view by now
     handle.cancel("alice")
     await asyncio.wait_for(handle.task, timeout=5)
-    assert reporter.types()[-1] == EventType.RUN_CANCELLED
-    assert reporter.events[-1].payload["message"] == "Cancelled by alice."
-    assert any(e.type == EventType.RUN_HEARTBEAT for e in reporter.events)
+    assert reporter.types()[-1] == "run.cancelled.v1"
+    assert reporter.log_events()[-1].payload.message == "Cancelled by alice."
+    assert any(isinstance(e, RunHeartbeat) for e in reporter.events)
 
 
 @pytest.fixture
@@ -131,8 +134,8 @@ async def test_a_run_over_its_time_limit_fails_saying_so(runtime, pool, make_int
     run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
     reporter = RecordingReporter()
     await asyncio.wait_for(executor(pool, reporter, run_timeout_s=0.5).execute(RunHandle(run.run_id)), timeout=10)
-    assert reporter.types()[-1] == EventType.RUN_FAILED
-    assert "took longer than 0.5s" in reporter.events[-1].payload["message"]
+    assert reporter.types()[-1] == "run.failed.v1"
+    assert "took longer than 0.5s" in reporter.log_events()[-1].payload.message
 
 
 async def test_asset_batches_too_large_for_one_message_are_split(runtime, pool, make_integration, source, monkeypatch):
@@ -143,9 +146,58 @@ async def test_asset_batches_too_large_for_one_message_are_split(runtime, pool, 
     run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
     reporter = RecordingReporter()
     await executor(pool, reporter).execute(RunHandle(run.run_id))
-    batches = [e for e in reporter.events if e.type == EventType.ASSETS_CHANGED]
+    batches = [e for e in reporter.events if isinstance(e, AssetsChanged)]
     assert len(batches) > 3
-    assert all(len(e.to_bytes()) <= 2000 or len(e.payload["upserted"]) == 1 for e in batches)
-    keys = [a["key"] for e in batches for a in e.payload["upserted"]]
+    assert all(len(e.to_bytes()) <= 2000 or len(e.payload.upserted) == 1 for e in batches)
+    keys = [a.key for e in batches for a in e.payload.upserted]
     assert len(keys) == len(set(keys)) == SHOP_ASSETS
-    assert reporter.types()[-1] == EventType.RUN_SUCCEEDED
+    assert reporter.types()[-1] == "run.succeeded.v1"
+
+
+async def test_two_connectors_given_the_same_run_start_it_once(runtime, pool, make_integration, source):
+    """A rebalance can hand one request to two instances: the claim lets exactly one of them crawl."""
+    integration = await postgres_integration(make_integration, source)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    reporters = [RecordingReporter(), RecordingReporter()]
+    await asyncio.gather(*(executor(pool, r, connector_id=f"c{i}").execute(RunHandle(run.run_id))
+                           for i, r in enumerate(reporters)))  # fmt: skip
+    started = [r for r in reporters if r.events]
+    assert len(started) == 1, [r.types() for r in reporters]
+    assert started[0].types()[0] == "run.started.v1" and started[0].types()[-1] == "run.succeeded.v1"
+
+
+class FlakyProducer:
+    """A producer whose broker never acknowledges the n-th asset batch (our MessageSender protocol)."""
+
+    def __init__(self, fail_batch: int) -> None:
+        self.fail_batch = fail_batch
+        self.sent: list[ConnectorReport] = []
+        self._batches = 0
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        report = parse_report(value)
+        self.sent.append(report)
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if isinstance(report, AssetsChanged):
+            self._batches += 1
+            if self._batches == self.fail_batch:
+                asyncio.get_running_loop().call_later(0.05, delivery.set_exception, TimeoutError("not acknowledged"))
+                return delivery
+        delivery.set_result(None)
+        return delivery
+
+
+async def test_a_run_with_an_unacknowledged_asset_batch_fails_instead_of_succeeding(
+    runtime, pool, make_integration, source, monkeypatch
+):
+    import services.connector.executor as executor_module
+
+    monkeypatch.setattr(executor_module, "MAX_EVENT_BYTES", 2000)  # several batches
+    integration = await postgres_integration(make_integration, source)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    producer = FlakyProducer(fail_batch=2)
+    await executor(pool, KafkaReporter(producer)).execute(RunHandle(run.run_id))
+    outcomes = [e for e in producer.sent if e.type in ("run.succeeded.v1", "run.failed.v1")]
+    assert [e.type for e in outcomes] == ["run.failed.v1"]
+    message = outcomes[0].payload.message
+    assert "not acknowledged by Kafka" in message and "TimeoutError" in message

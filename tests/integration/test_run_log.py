@@ -10,19 +10,34 @@ from services.core import ingestion
 from services.core.errors import AlreadyRunning
 from services.core.runs import RunStatus
 from services.core.store import runlog
-from shared.events import AssetCountsPayload, Envelope, EventType, RunFinished
+from shared.events import (
+    AssetCountsPayload,
+    AssetsChanged,
+    AssetsChangedPayload,
+    FinishedPayload,
+    RunFailed,
+    RunOwner,
+    RunStarted,
+    RunSucceeded,
+    StartedPayload,
+)
 from tests.integration.conftest import OWNER
 
 pytestmark = pytest.mark.integration
+CONNECTOR = RunOwner(connector_id="c", attempt=1)
 
 
-def report(run, kind: EventType, payload: dict) -> Envelope:
-    return Envelope(type=kind, integration_id=run.integration_id, integration_external_id=run.integration_external_id,
-                    run_id=run.run_id, payload=payload)  # fmt: skip
+def report(run, kind, payload):
+    return kind(integration_id=run.integration_id, integration_external_id=run.integration_external_id,
+                run_id=run.run_id, owner=CONNECTOR, payload=payload)  # fmt: skip
 
 
-def succeeded(processed: int) -> dict:
-    return RunFinished(counts=AssetCountsPayload(assets_processed=processed), message="ok").model_dump()
+def started(run) -> RunStarted:
+    return report(run, RunStarted, StartedPayload(connector_id="c"))
+
+
+def succeeded(processed: int) -> FinishedPayload:
+    return FinishedPayload(counts=AssetCountsPayload(assets_processed=processed), message="ok")
 
 
 async def test_concurrent_triggers_claim_exactly_one_run(runtime, make_integration):
@@ -46,8 +61,7 @@ async def test_concurrent_triggers_claim_exactly_one_run(runtime, make_integrati
 async def test_appending_the_same_events_twice_changes_nothing(runtime, make_integration):
     integration = await make_integration()
     run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
-    events = [report(run, EventType.RUN_STARTED, {"connector_id": "c"}),
-              report(run, EventType.RUN_SUCCEEDED, succeeded(3))]  # fmt: skip
+    events = [started(run), report(run, RunSucceeded, succeeded(3))]
     async with runtime.pool.acquire() as conn:
         async with conn.transaction():
             first = await runlog.append(conn, run.run_id, events)
@@ -64,9 +78,8 @@ async def test_events_after_a_terminal_state_are_recorded_as_ignored(runtime, ma
     integration = await make_integration()
     run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
     async with runtime.pool.acquire() as conn, conn.transaction():
-        await runlog.append(conn, run.run_id, [report(run, EventType.RUN_STARTED, {"connector_id": "c"}),
-                                               report(run, EventType.RUN_FAILED, succeeded(1))])  # fmt: skip
-        late = report(run, EventType.RUN_SUCCEEDED, succeeded(99))
+        await runlog.append(conn, run.run_id, [started(run), report(run, RunFailed, succeeded(1))])
+        late = report(run, RunSucceeded, succeeded(99))
         result = await runlog.append(conn, run.run_id, [late])
         row = await conn.fetchrow("SELECT status, assets_processed, version FROM runs WHERE id = $1", run.run_id)
         ignored = await conn.fetchval("SELECT reason FROM run_events_ignored WHERE event_id = $1", late.event_id)
@@ -92,12 +105,10 @@ async def test_rebuild_reproduces_the_live_read_models(runtime, make_integration
     asset = {"key": "db/s", "kind": "schema", "name": "s", "parent_key": None, "fingerprint": "f1", "attributes": {}}
     for round_ in range(2):
         run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
-        changed = {"upserted": [asset | {"fingerprint": f"f{round_}"}], "deleted": []}
+        changed = AssetsChangedPayload.model_validate({"upserted": [asset | {"fingerprint": f"f{round_}"}]})
         async with runtime.pool.acquire() as conn, conn.transaction():
             await runlog.append(conn, run.run_id, [
-                report(run, EventType.RUN_STARTED, {"connector_id": "c"}),
-                report(run, EventType.ASSETS_CHANGED, changed),
-                report(run, EventType.RUN_SUCCEEDED, succeeded(1)),
+                started(run), report(run, AssetsChanged, changed), report(run, RunSucceeded, succeeded(1)),
             ])  # fmt: skip
     async with runtime.pool.acquire() as conn:
         runs_before = await conn.fetch("SELECT * FROM runs ORDER BY id")
@@ -133,7 +144,7 @@ async def test_rebuild_keeps_the_heartbeats_of_active_runs(runtime, make_integra
     run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
     async with runtime.pool.acquire() as conn:
         async with conn.transaction():
-            await runlog.append(conn, run.run_id, [report(run, EventType.RUN_STARTED, {"connector_id": "c"})])
+            await runlog.append(conn, run.run_id, [started(run)])
         await conn.execute("INSERT INTO run_heartbeats VALUES ($1, 'c', now())", run.run_id)
         await runlog.rebuild(conn)
         kept = await conn.fetchval("SELECT connector_id FROM run_heartbeats WHERE run_id = $1", run.run_id)

@@ -81,17 +81,18 @@ async def test_reaper_does_not_fail_runs_while_the_projector_lags(runtime, make_
     async with pool.acquire() as conn:
         await conn.execute("UPDATE runs SET status = 'RUNNING', started_at = now() WHERE id = $1", run.run_id)
         await conn.execute("INSERT INTO run_heartbeats VALUES ($1, 'c', now() - interval '1 minute')", run.run_id)
-        # The projector was last caught up 2 minutes ago: heartbeats since then may be stuck in its backlog.
-        await conn.execute("INSERT INTO projector_status VALUES (1, now() - interval '2 minutes') "
-                           "ON CONFLICT (id) DO UPDATE SET caught_up_at = EXCLUDED.caught_up_at")  # fmt: skip
+        # The projector applied partition 3 last 2 minutes ago: heartbeats since may be stuck in its backlog.
+        await conn.execute(
+            "INSERT INTO projector_progress VALUES ('t', 0, now()), ('t', 3, now() - interval '2 minutes')"
+        )
     try:
         await reap_stale_runs(runtime, heartbeat_timeout_s=30, queued_timeout_s=600)
         async with pool.acquire() as conn:
             assert (await run_reads.get_run(conn, run.run_id)).status is RunStatus.RUNNING
-            await conn.execute("UPDATE projector_status SET caught_up_at = now()")
+            await conn.execute("UPDATE projector_progress SET caught_up_at = now()")
         await reap_stale_runs(runtime, heartbeat_timeout_s=30, queued_timeout_s=600)
         async with pool.acquire() as conn:
             assert (await run_reads.get_run(conn, run.run_id)).status is RunStatus.FAILED
     finally:
         async with pool.acquire() as conn:
-            await conn.execute("DELETE FROM projector_status")
+            await conn.execute("DELETE FROM projector_progress")

@@ -12,17 +12,41 @@ def test_first_crawl_creates_everything():
     diff = AssetDiff({})
     changed = diff.add([asset("a"), asset("b")])
     assert [a["key"] for a in changed] == ["a", "b"]
-    assert diff.finish() == []
+    assert diff.finish(fail_safe_percent=20).keys == []
     assert (diff.processed, diff.created, diff.updated, diff.deleted) == (2, 2, 0, 0)
 
 
+def previous_of(*keys: str) -> dict[str, str]:
+    return {a["key"]: a["fingerprint"] for a in (asset(k) for k in keys)}
+
+
 def test_only_changed_assets_are_returned_and_gone_ones_deleted():
-    previous = {a["key"]: a["fingerprint"] for a in (asset("keep"), asset("edit"), asset("gone"))}
-    diff = AssetDiff(previous)
+    diff = AssetDiff(previous_of("keep", "edit", "gone"))
     changed = diff.add([asset("keep"), asset("edit", comment="new"), asset("new")])
     assert sorted(a["key"] for a in changed) == ["edit", "new"]
-    assert diff.finish() == ["gone"]
+    assert diff.finish(fail_safe_percent=100).keys == ["gone"]
     assert (diff.processed, diff.created, diff.updated, diff.deleted) == (3, 1, 1, 1)
+
+
+def test_deletions_above_the_fail_safe_threshold_are_withheld():
+    diff = AssetDiff(previous_of(*(f"t{i}" for i in range(10))))
+    diff.add([asset(f"t{i}") for i in range(7)])  # 3 of 10 gone: 30% > 20%
+    removal = diff.finish(fail_safe_percent=20)
+    assert removal.keys == [] and removal.withheld == 3 and removal.withheld_percent == 30.0
+    assert diff.deleted == 0
+
+
+def test_deletions_at_the_fail_safe_threshold_are_applied():
+    diff = AssetDiff(previous_of(*(f"t{i}" for i in range(10))))
+    diff.add([asset(f"t{i}") for i in range(8)])  # 2 of 10 gone: exactly 20% is not above it
+    removal = diff.finish(fail_safe_percent=20)
+    assert removal.keys == ["t8", "t9"] and removal.withheld == 0 and diff.deleted == 2
+
+
+def test_a_crawl_that_finds_nothing_withholds_every_deletion():
+    diff = AssetDiff(previous_of("a", "b"))
+    removal = diff.finish(fail_safe_percent=20)
+    assert removal.keys == [] and removal.withheld == 2 and diff.deleted == 0
 
 
 def test_an_asset_listed_twice_counts_once():

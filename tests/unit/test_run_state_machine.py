@@ -1,16 +1,34 @@
-"""The pure run state machine: transitions, absorbing terminal states, decisions."""
+"""The pure run state machine: transitions, absorbing terminal states, fencing, decisions."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from services.core.errors import AlreadyRunning, TransitionRejected
-from services.core.runs import CancelRun, ReapRun, RequestRun, RunState, RunStatus, decide, evolve
-from shared.events import AssetCountsPayload, Envelope, EventType, RunFinished, RunProgressed
+from services.core.runs import AbortRun, CancelRun, RequestRun, RunState, RunStatus, decide, evolve
+from shared.events import (
+    AssetCountsPayload,
+    AssetsChanged,
+    AssetsChangedPayload,
+    FinishedPayload,
+    ProgressedPayload,
+    RunCancelled,
+    RunCancelRequested,
+    RunFailed,
+    RunOwner,
+    RunProgressed,
+    RunStarted,
+    RunSucceeded,
+    StartedPayload,
+    parse_report,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 INTEGRATION = uuid.uuid4()
+C1 = RunOwner(connector_id="c1", attempt=1)
 
 
 def requested() -> RunState:
@@ -18,14 +36,18 @@ def requested() -> RunState:
     return evolve(None, event)
 
 
-def fact(state: RunState, kind: EventType, payload: dict | None = None, at: datetime = T0) -> Envelope:
-    return Envelope(type=kind, occurred_at=at, integration_id=state.integration_id,
-                    integration_external_id=state.integration_external_id, run_id=state.run_id,
-                    payload=payload or {})  # fmt: skip
+def about(state: RunState, at: datetime = T0, owner: RunOwner | None = C1) -> dict:
+    return {"occurred_at": at, "integration_id": state.integration_id, "run_id": state.run_id, "owner": owner,
+            "integration_external_id": state.integration_external_id}  # fmt: skip
 
 
-def finished(counts: int = 0, message: str = "done") -> dict:
-    return RunFinished(counts=AssetCountsPayload(assets_processed=counts), message=message).model_dump()
+def started(state: RunState, owner: RunOwner = C1, at: datetime = T0) -> RunState:
+    payload = StartedPayload(connector_id=owner.connector_id, attempt=owner.attempt)
+    return evolve(state, RunStarted(**about(state, at, owner), payload=payload))
+
+
+def finished(counts: int = 0, message: str = "done") -> FinishedPayload:
+    return FinishedPayload(counts=AssetCountsPayload(assets_processed=counts), message=message)
 
 
 def test_request_creates_a_queued_run_at_version_one():
@@ -35,43 +57,79 @@ def test_request_creates_a_queued_run_at_version_one():
     assert state.requested_at == T0
 
 
-def test_started_then_succeeded_records_counts_and_completion_time():
-    state = requested()
-    state = evolve(state, fact(state, EventType.RUN_STARTED, {"connector_id": "c1"}, T0 + timedelta(seconds=1)))
+def test_started_then_succeeded_records_owner_counts_and_completion_time():
+    state = started(requested(), at=T0 + timedelta(seconds=1))
     assert state.status is RunStatus.RUNNING and state.started_at == T0 + timedelta(seconds=1)
-    state = evolve(state, fact(state, EventType.RUN_SUCCEEDED, finished(42), T0 + timedelta(seconds=5)))
+    assert state.owner == C1
+    state = evolve(state, RunSucceeded(**about(state, T0 + timedelta(seconds=5)), payload=finished(42)))
     assert state.status is RunStatus.SUCCESS
     assert state.counts.processed == 42
     assert state.completed_at == T0 + timedelta(seconds=5)
     assert state.version == 3
 
 
-@pytest.mark.parametrize("terminal", [EventType.RUN_FAILED, EventType.RUN_CANCELLED])
-@pytest.mark.parametrize(
-    "late", [EventType.RUN_STARTED, EventType.RUN_PROGRESSED, EventType.RUN_SUCCEEDED, EventType.RUN_FAILED]
-)
+def late_events(state: RunState) -> list:
+    return [
+        RunStarted(**about(state), payload=StartedPayload(connector_id="c1")),
+        RunProgressed(**about(state), payload=ProgressedPayload(counts=AssetCountsPayload())),
+        AssetsChanged(**about(state), payload=AssetsChangedPayload()),
+        RunSucceeded(**about(state), payload=finished()),
+        RunFailed(**about(state), payload=finished()),
+    ]
+
+
+@pytest.mark.parametrize("terminal", [RunFailed, RunCancelled])
+@pytest.mark.parametrize("late", range(5))
 def test_terminal_states_absorb_every_later_event(terminal, late):
-    state = requested()
-    state = evolve(state, fact(state, EventType.RUN_STARTED, {"connector_id": "c1"}))
-    state = evolve(state, fact(state, terminal, finished()))
-    payload = finished() if late in (EventType.RUN_SUCCEEDED, EventType.RUN_FAILED) else (
-        RunProgressed(counts=AssetCountsPayload()).model_dump() if late == EventType.RUN_PROGRESSED
-        else {"connector_id": "c2"})  # fmt: skip
+    state = started(requested())
+    state = evolve(state, terminal(**about(state), payload=finished()))
     with pytest.raises(TransitionRejected):
-        evolve(state, fact(state, late, payload))
+        evolve(state, late_events(state)[late])
 
 
 def test_success_before_start_is_rejected():
     state = requested()
     with pytest.raises(TransitionRejected):
-        evolve(state, fact(state, EventType.RUN_SUCCEEDED, finished()))
+        evolve(state, RunSucceeded(**about(state, owner=None), payload=finished()))
 
 
 def test_second_start_is_rejected():
-    state = requested()
-    state = evolve(state, fact(state, EventType.RUN_STARTED, {"connector_id": "c1"}))
+    state = started(requested())
     with pytest.raises(TransitionRejected):
-        evolve(state, fact(state, EventType.RUN_STARTED, {"connector_id": "c2"}))
+        started(state, RunOwner(connector_id="c2", attempt=1))
+
+
+def test_reports_from_another_connector_than_the_owner_are_rejected():
+    state = started(requested(), C1)
+    intruder = RunOwner(connector_id="c2", attempt=1)
+    for event in late_events(state)[1:]:
+        with pytest.raises(TransitionRejected, match="belongs to connector 'c1'"):
+            evolve(state, event.model_copy(update={"owner": intruder}))
+
+
+def test_reports_from_an_earlier_attempt_of_the_same_connector_are_rejected():
+    state = started(requested(), RunOwner(connector_id="c1", attempt=2))
+    with pytest.raises(TransitionRejected, match="attempt 2"):
+        evolve(state, RunSucceeded(**about(state, owner=RunOwner(connector_id="c1", attempt=1)), payload=finished()))
+
+
+def test_a_connector_report_before_the_run_started_is_rejected():
+    state = requested()
+    with pytest.raises(TransitionRejected, match="before run"):
+        evolve(state, RunProgressed(**about(state), payload=ProgressedPayload(counts=AssetCountsPayload())))
+
+
+def test_a_start_on_behalf_of_another_connector_is_rejected():
+    state = requested()
+    forged = RunStarted(**about(state, owner=C1), payload=StartedPayload(connector_id="c2", attempt=1))
+    with pytest.raises(TransitionRejected, match="another connector"):
+        evolve(state, forged)
+
+
+def test_control_plane_events_apply_whoever_owns_the_run():
+    state = started(requested(), C1)
+    state = evolve(state, RunCancelRequested(**about(state, owner=None)))
+    assert state.cancel_requested and state.owner == C1
 
 
 def test_requesting_while_active_is_already_running():
@@ -82,60 +140,64 @@ def test_requesting_while_active_is_already_running():
 def test_cancelling_a_queued_run_ends_it_at_once():
     state = requested()
     events = decide(state, CancelRun(requested_by="alice", at=T0))
-    assert [e.type for e in events] == [EventType.RUN_CANCEL_REQUESTED, EventType.RUN_CANCELLED]
+    assert [type(e) for e in events] == [RunCancelRequested, RunCancelled]
     for event in events:
         state = evolve(state, event)
     assert state.status is RunStatus.CANCELLED and state.cancel_requested
 
 
 def test_cancelling_a_running_run_only_sets_the_flag_and_is_idempotent():
-    state = requested()
-    state = evolve(state, fact(state, EventType.RUN_STARTED, {"connector_id": "c1"}))
+    state = started(requested())
     [event] = decide(state, CancelRun(requested_by="alice", at=T0))
-    assert event.type == EventType.RUN_CANCEL_REQUESTED
+    assert isinstance(event, RunCancelRequested) and event.owner is None
     state = evolve(state, event)
     assert state.status is RunStatus.RUNNING and state.cancel_requested
     assert decide(state, CancelRun(requested_by="alice", at=T0)) == []
 
 
-def test_cancelling_or_reaping_a_finished_run_decides_nothing():
-    state = requested()
-    state = evolve(state, fact(state, EventType.RUN_STARTED, {"connector_id": "c1"}))
-    state = evolve(state, fact(state, EventType.RUN_FAILED, finished()))
+def test_cancelling_or_aborting_a_finished_run_decides_nothing():
+    state = started(requested())
+    state = evolve(state, RunFailed(**about(state), payload=finished()))
     assert decide(state, CancelRun(requested_by=None, at=T0)) == []
-    assert decide(state, ReapRun(reason="silent", at=T0)) == []
+    assert decide(state, AbortRun(reason="silent", at=T0)) == []
 
 
-def test_reaping_fails_a_silent_run_with_the_reason_and_keeps_its_counts():
-    state = requested()
-    state = evolve(state, fact(state, EventType.RUN_STARTED, {"connector_id": "c1"}))
-    state = evolve(state, fact(state, EventType.RUN_PROGRESSED,
-                               RunProgressed(counts=AssetCountsPayload(assets_processed=7)).model_dump()))  # fmt: skip
-    [event] = decide(state, ReapRun(reason="no heartbeat for 15s", at=T0))
+def test_aborting_fails_a_silent_run_with_the_reason_and_keeps_its_counts():
+    state = started(requested())
+    progressed = ProgressedPayload(counts=AssetCountsPayload(assets_processed=7))
+    state = evolve(state, RunProgressed(**about(state), payload=progressed))
+    [event] = decide(state, AbortRun(reason="no heartbeat for 15s", at=T0))
     state = evolve(state, event)
     assert state.status is RunStatus.FAILED
     assert state.message == "no heartbeat for 15s"
     assert state.counts.processed == 7
 
 
-def test_reaping_a_run_whose_cancel_was_requested_ends_it_cancelled():
-    state = requested()
-    state = evolve(state, fact(state, EventType.RUN_STARTED, {"connector_id": "c1"}))
+def test_aborting_a_run_whose_cancel_was_requested_ends_it_cancelled():
+    state = started(requested())
     state = evolve(state, decide(state, CancelRun(requested_by="bob", at=T0))[0])
-    [event] = decide(state, ReapRun(reason="no heartbeat", at=T0))
+    [event] = decide(state, AbortRun(reason="no heartbeat", at=T0))
     assert evolve(state, event).status is RunStatus.CANCELLED
 
 
-def test_a_malformed_payload_is_rejected_not_half_applied():
-    state = requested()
-    state = evolve(state, fact(state, EventType.RUN_STARTED, {"connector_id": "c1"}))
-    with pytest.raises(TransitionRejected, match="malformed payload"):
-        evolve(state, fact(state, EventType.RUN_SUCCEEDED, {"counts": {"assets_processed": "many"}}))
+def test_a_malformed_report_is_refused_at_the_edge():
+    state = started(requested())
+    good = RunSucceeded(**about(state), payload=finished()).model_dump(mode="json")
+    good["payload"]["counts"]["assets_processed"] = "many"
+    with pytest.raises(ValidationError):
+        parse_report(json.dumps(good).encode())
+
+
+def test_an_unknown_report_type_is_refused_at_the_edge():
+    state = started(requested())
+    unknown = RunSucceeded(**about(state), payload=finished()).model_dump(mode="json") | {"type": "run.exploded.v1"}
+    with pytest.raises(ValidationError):
+        parse_report(json.dumps(unknown).encode())
 
 
 def test_an_event_naming_another_integration_is_rejected():
     state = requested()
-    stray = fact(state, EventType.RUN_STARTED, {"connector_id": "c1"}).model_copy(
+    stray = RunStarted(**about(state), payload=StartedPayload(connector_id="c1")).model_copy(
         update={"integration_id": uuid.uuid4()}
     )
     with pytest.raises(TransitionRejected, match="not the run's"):

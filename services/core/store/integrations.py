@@ -58,7 +58,7 @@ async def list_visible(
         f"""
         SELECT q.*, r.id AS run_id, r.integration_id AS run_integration_id, r.status, r.trigger, r.requested_at,
                r.started_at, r.completed_at, r.message, r.assets_processed, r.assets_created, r.assets_updated,
-               r.assets_deleted, r.cancel_requested, r.version
+               r.assets_deleted, r.cancel_requested, r.version, r.connector_id, r.attempt
         FROM ({_SELECT}
               WHERE {_VISIBLE}
                 AND ($3::text IS NULL OR t.external_id = $3)
@@ -108,12 +108,14 @@ class RunContext:
     source: Source
     configuration: dict[str, Any]
     credentials_enc: bytes | None
+    fail_safe_threshold: float = 20.0
 
 
 async def load_run_context(conn: asyncpg.Connection, run_id: uuid.UUID) -> RunContext | None:
     row = await conn.fetchrow(
         """
-        SELECT r.*, i.external_id AS integration_external_id, i.source, i.configuration, i.credentials_enc
+        SELECT r.*, i.external_id AS integration_external_id, i.source, i.configuration, i.credentials_enc,
+               i.fail_safe_threshold
         FROM runs r JOIN integrations i ON i.id = r.integration_id WHERE r.id = $1
         """,
         run_id,
@@ -125,6 +127,7 @@ async def load_run_context(conn: asyncpg.Connection, run_id: uuid.UUID) -> RunCo
         source=Source(row["source"]),
         configuration=row["configuration"],
         credentials_enc=row["credentials_enc"],
+        fail_safe_threshold=row["fail_safe_threshold"],
     )
 
 

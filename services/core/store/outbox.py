@@ -33,7 +33,7 @@ async def enqueue_run_events(conn: asyncpg.Connection, topic: str, event_ids: Se
     await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
-# The envelope of a referenced run log event, rendered as shared.events.Envelope serialises it.
+# The envelope of a referenced run log event, rendered as shared.events serialises it (without `owner`).
 _CLAIM = """
 SELECT o.id, o.topic, o.key,
        coalesce(o.value, convert_to(json_build_object(

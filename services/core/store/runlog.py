@@ -19,11 +19,12 @@ from services.core.errors import TransitionRejected
 from services.core.runs import AssetCounts, RunState, RunStatus, evolve
 from services.core.store import outbox
 from shared import topics
-from shared.events import Envelope, EventType
+from shared.events import RunLogEvent, RunOwner, RunSucceeded, run_log_event
 
 RUN_COLUMNS = (
     "id", "integration_id", "status", "trigger", "requested_at", "started_at", "completed_at", "message",
     "assets_processed", "assets_created", "assets_updated", "assets_deleted", "cancel_requested", "version",
+    "connector_id", "attempt",
 )  # fmt: skip
 
 _UPSERT_RUN = f"""
@@ -42,8 +43,8 @@ WHERE r.id = $1
 @dataclass
 class AppendResult:
     state: RunState | None
-    applied: list[Envelope] = field(default_factory=list)
-    ignored: list[tuple[Envelope, str]] = field(default_factory=list)
+    applied: list[RunLogEvent] = field(default_factory=list)
+    ignored: list[tuple[RunLogEvent, str]] = field(default_factory=list)
     duplicates: int = 0
 
 
@@ -63,14 +64,16 @@ def state_from_row(row: asyncpg.Record) -> RunState:
         ),
         cancel_requested=row["cancel_requested"],
         version=row["version"],
+        owner=RunOwner(connector_id=row["connector_id"], attempt=row["attempt"]) if row["connector_id"] else None,
     )
 
 
 def _run_row(s: RunState) -> tuple[object, ...]:
-    c = s.counts
+    c, o = s.counts, s.owner
     return (
         s.run_id, s.integration_id, s.status.value, s.trigger, s.requested_at, s.started_at, s.completed_at,
         s.message, c.processed, c.created, c.updated, c.deleted, s.cancel_requested, s.version,
+        o.connector_id if o else None, o.attempt if o else None,
     )  # fmt: skip
 
 
@@ -79,7 +82,7 @@ async def load_state(conn: asyncpg.Connection, run_id: uuid.UUID, *, lock: bool 
     return state_from_row(row) if row else None
 
 
-async def append(conn: asyncpg.Connection, run_id: uuid.UUID, events: Sequence[Envelope]) -> AppendResult:
+async def append(conn: asyncpg.Connection, run_id: uuid.UUID, events: Sequence[RunLogEvent]) -> AppendResult:
     """Apply `events` (all for `run_id`, in order) inside the caller's transaction. Idempotent."""
     state = await load_state(conn, run_id, lock=True)
     seen = {
@@ -113,25 +116,28 @@ async def append(conn: asyncpg.Connection, run_id: uuid.UUID, events: Sequence[E
         await conn.executemany(
             "INSERT INTO run_events_ignored (event_id, run_id, integration_id, type, occurred_at, reason) "
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            [(e.event_id, e.run_id, e.integration_id, e.type.value, e.occurred_at, why) for e, why in result.ignored],
+            [(e.event_id, e.run_id, e.integration_id, e.type, e.occurred_at, why) for e, why in result.ignored],
         )
     return result
 
 
-async def _record_applied(conn: asyncpg.Connection, applied: list[Envelope]) -> None:
+async def _record_applied(conn: asyncpg.Connection, applied: list[RunLogEvent]) -> None:
+    # The payload is serialised by pydantic once and cast by the server (no json.dumps of parsed dicts).
     await conn.executemany(
         "INSERT INTO run_events (run_id, seq, event_id, integration_id, type, occurred_at, payload) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        [(e.run_id, e.seq, e.event_id, e.integration_id, e.type.value, e.occurred_at, e.payload) for e in applied],
-    )
+        "VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb)",
+        [(e.run_id, e.seq, e.event_id, e.integration_id, e.type, e.occurred_at, e.payload.model_dump_json())
+         for e in applied],
+    )  # fmt: skip
 
 
-async def _apply_side_effects(conn: asyncpg.Connection, state: RunState, applied: list[Envelope]) -> None:
+async def _apply_side_effects(conn: asyncpg.Connection, state: RunState, applied: list[RunLogEvent]) -> None:
     for event in applied:
-        if event.type == EventType.RUN_SUCCEEDED:
+        if isinstance(event, RunSucceeded):
             await apply_assets_of_run(conn, state.run_id, state.integration_id, event)
     if state.status.is_terminal:
         await conn.execute("DELETE FROM run_heartbeats WHERE run_id = $1", state.run_id)
+        await conn.execute("DELETE FROM run_claims WHERE run_id = $1", state.run_id)
 
 
 _UPSERT_ASSETS = """
@@ -166,7 +172,7 @@ WHERE assets.integration_id = $2 AND assets.deleted_at IS NULL
 
 
 async def apply_assets_of_run(
-    conn: asyncpg.Connection, run_id: uuid.UUID, integration_id: uuid.UUID, succeeded: Envelope
+    conn: asyncpg.Connection, run_id: uuid.UUID, integration_id: uuid.UUID, succeeded: RunSucceeded
 ) -> None:
     """Merge a successful run's asset changes (staged in the log) into the asset store, set-based."""
     await conn.execute("SET LOCAL work_mem = '64MB'")  # the merge sorts every changed asset once
@@ -181,7 +187,8 @@ async def rebuild(conn: asyncpg.Connection, batch_size: int = 5000) -> int:
     """Recompute every read model from run_events in one transaction. Returns the events replayed."""
     async with conn.transaction():
         await conn.execute("LOCK TABLE run_events IN SHARE MODE")
-        # Heartbeats are not in the log; keep them, or the reaper would take running runs for dead ones.
+        # Heartbeats and claims are not in the log; keep them, or the reaper would take running runs for dead
+        # ones (run_claims has no foreign key to runs, so TRUNCATE leaves it alone).
         await conn.execute("CREATE TEMP TABLE kept_heartbeats ON COMMIT DROP AS SELECT * FROM run_heartbeats")
         await conn.execute("TRUNCATE runs CASCADE")
         await conn.execute("DELETE FROM assets")
@@ -194,14 +201,14 @@ async def rebuild(conn: asyncpg.Connection, batch_size: int = 5000) -> int:
         )
         finished: list[RunState] = []
         async for row in cursor:
-            event = Envelope(
-                event_id=row["event_id"], type=EventType(row["type"]), occurred_at=row["occurred_at"],
-                integration_id=row["integration_id"], integration_external_id=row["external_id"],
-                run_id=row["run_id"], seq=row["seq"], payload=row["payload"],
-            )  # fmt: skip
+            event = run_log_event({
+                "event_id": row["event_id"], "type": row["type"], "occurred_at": row["occurred_at"],
+                "integration_id": row["integration_id"], "integration_external_id": row["external_id"],
+                "run_id": row["run_id"], "seq": row["seq"], "payload": row["payload"],
+            })  # fmt: skip
             state = evolve(states.get(event.run_id), event)
             replayed += 1
-            if event.type == EventType.RUN_SUCCEEDED:
+            if isinstance(event, RunSucceeded):
                 await apply_assets_of_run(conn, state.run_id, state.integration_id, event)
             if state.status.is_terminal:
                 states.pop(state.run_id, None)

@@ -1,0 +1,103 @@
+"""Reporting a run's observations to Kafka, with a delivery ledger per run.
+
+A run may end SUCCESS only if the broker acknowledged every report it sent before (asset batches
+above all): each run keeps its own pending deliveries, and `confirm()` says whether all arrived.
+Heartbeats are fire-and-forget and never mix with a run's ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+import structlog
+
+from shared import topics
+from shared.events import ConnectorReport
+
+log = structlog.get_logger()
+
+
+class MessageSender(Protocol):
+    """What the reporter needs of a Kafka producer (aiokafka's `send` returns a delivery future)."""
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> Awaitable[Any]: ...
+
+
+class Reporter(Protocol):
+    """Where a connector's observations go (Kafka in production, a recording fake in tests)."""
+
+    async def send(self, report: ConnectorReport, encoded: bytes | None = None) -> Awaitable[Any]:
+        """Queue `report` (`encoded` is its `to_bytes()` when the caller has it); await the result to confirm."""
+        ...
+
+
+class KafkaReporter:
+    """Sends reports to CONNECTOR_REPORTS keyed by integration, so one integration's reports stay ordered."""
+
+    def __init__(self, producer: MessageSender) -> None:
+        self._producer = producer
+
+    async def send(self, report: ConnectorReport, encoded: bytes | None = None) -> Awaitable[Any]:
+        return await self._producer.send(
+            topics.CONNECTOR_REPORTS, encoded or report.to_bytes(), key=str(report.integration_id).encode()
+        )
+
+
+class ReportsLost(Exception):
+    """Some reports of a run were not acknowledged by the broker: the run must not succeed."""
+
+
+class RunLedger:
+    """The deliveries of one run's reports, confirmed before the run's outcome is reported."""
+
+    MAX_PENDING = 256  # bounds memory and how far the crawl runs ahead of the broker
+
+    def __init__(self, reporter: Reporter) -> None:
+        self._reporter = reporter
+        self._pending: list[asyncio.Future[Any]] = []
+        self.sent = 0
+        self.lost: list[str] = []
+
+    async def send(self, report: ConnectorReport, encoded: bytes | None = None) -> None:
+        try:
+            delivery = await self._reporter.send(report, encoded)
+        except Exception as error:  # refused before it was queued (e.g. too large, producer closed)
+            self.lost.append(f"{type(error).__name__}: {error}")
+            return
+        self.sent += 1
+        self._pending.append(asyncio.ensure_future(delivery))
+        if len(self._pending) >= self.MAX_PENDING:
+            await self._settle()
+
+    async def confirm(self) -> None:
+        """Wait for every pending delivery; raise ReportsLost if a report sent since the last confirm was lost."""
+        await self._settle()
+        lost, self.lost = self.lost, []
+        if lost:
+            raise ReportsLost(f"{len(lost)} of {self.sent} reports were not acknowledged by Kafka (first: {lost[0]})")
+
+    async def _settle(self) -> None:
+        pending, self._pending = self._pending, []
+        for result in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                self.lost.append(f"{type(result).__name__}: {result}")
+
+
+async def send_heartbeat(reporter: Reporter, beat: ConnectorReport) -> None:
+    """Fire and forget: a lost heartbeat only matters if they all are, and the reaper handles that."""
+    try:
+        delivery = await reporter.send(beat)
+    except Exception as error:
+        log.warning("heartbeat_not_sent", error=str(error))
+        return
+    delivery_future = asyncio.ensure_future(delivery)
+    delivery_future.add_done_callback(_log_heartbeat_failure)
+
+
+def _log_heartbeat_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("heartbeat_not_acknowledged", error=str(future.exception()))

@@ -1,0 +1,168 @@
+"""The projector against the real broker and database: poison isolation, dead letters, progress marks."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from services.core import ingestion
+from services.core.runs import RunState
+from services.core.store import runlog
+from services.projector.service import run_projection
+from shared.events import (
+    AssetsChanged,
+    AssetsChangedPayload,
+    FinishedPayload,
+    HeartbeatPayload,
+    RunHeartbeat,
+    RunOwner,
+    RunStarted,
+    RunSucceeded,
+    StartedPayload,
+)
+from shared.kafka import make_consumer, make_producer
+from tests.integration.conftest import OWNER
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+CONNECTOR = RunOwner(connector_id="c-projector-test", attempt=1)
+
+
+@pytest.fixture
+async def topic(kafka_bootstrap: str) -> str:
+    """A topic of this test's own: nothing else produces to it or projects from it."""
+    name = f"test-reports-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name=name, num_partitions=2, replication_factor=1)])
+    finally:
+        await admin.close()
+    return name
+
+
+@pytest.fixture
+async def projector(pool: asyncpg.Pool, kafka_bootstrap: str, topic: str) -> AsyncIterator[None]:
+    consumer = make_consumer(kafka_bootstrap, topic, group_id=f"test-{topic}", client_id="test-projector")
+    await consumer.start()
+    task = asyncio.create_task(run_projection(pool, consumer))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await consumer.stop()
+
+
+async def produce(kafka_bootstrap: str, topic: str, *messages: tuple[uuid.UUID, bytes]) -> None:
+    producer = make_producer(kafka_bootstrap, client_id="test-projector-input")
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(topic, value, key=str(key).encode())
+    finally:
+        await producer.stop()
+
+
+async def running_run(runtime, make_integration) -> RunState:
+    integration = await make_integration()
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    start = RunStarted(**about(run), payload=StartedPayload(connector_id=CONNECTOR.connector_id))
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        result = await runlog.append(conn, run.run_id, [start])
+    assert result.state is not None
+    return result.state
+
+
+def about(run: RunState) -> dict:
+    return {"integration_id": run.integration_id, "integration_external_id": run.integration_external_id,
+            "run_id": run.run_id, "owner": CONNECTOR}  # fmt: skip
+
+
+def success(run: RunState) -> bytes:
+    return RunSucceeded(**about(run), payload=FinishedPayload.model_validate({"counts": {}})).to_bytes()
+
+
+async def status_of(pool: asyncpg.Pool, run: RunState) -> tuple[str, str | None]:
+    row = await pool.fetchrow("SELECT status, message FROM runs WHERE id = $1", run.run_id)
+    return row["status"], row["message"]
+
+
+async def test_a_poison_report_fails_its_own_run_and_the_rest_of_the_batch_is_applied(
+    runtime, make_integration, pool, kafka_bootstrap, topic, projector
+):
+    poisoned, healthy = await running_run(runtime, make_integration), await running_run(runtime, make_integration)
+    asset = {"key": "db/s", "kind": "schema", "name": "s", "fingerprint": "f", "attributes": {"comment": "a\x00b"}}
+    poison = AssetsChanged(**about(poisoned), payload=AssetsChangedPayload.model_validate({"upserted": [asset]}))
+    # Same key, so one partition and one batch: the poison comes first.
+    await produce(kafka_bootstrap, topic, (poisoned.integration_id, poison.to_bytes()),
+                  (poisoned.integration_id, success(healthy)), (poisoned.integration_id, b"\xff not json"))  # fmt: skip
+
+    async def settled() -> bool:
+        return (await status_of(pool, poisoned))[0] == "FAILED" and (await status_of(pool, healthy))[0] == "SUCCESS"
+
+    await eventually(settled, timeout=30)
+    _, message = await status_of(pool, poisoned)
+    assert "report_dead_letters" in (message or "") and "cannot be applied" in (message or "")
+    letters = await pool.fetch(
+        'SELECT run_id, type, reason FROM report_dead_letters WHERE topic = $1 ORDER BY "offset"', topic
+    )
+    assert [(r["run_id"], r["type"]) for r in letters] == [(poisoned.run_id, "run.assets_changed.v1"), (None, None)]
+    assert "unreadable report" in letters[1]["reason"]
+
+
+async def test_an_off_contract_report_is_dead_lettered_and_ends_the_run_it_names(
+    runtime, make_integration, pool, kafka_bootstrap, topic, projector
+):
+    run = await running_run(runtime, make_integration)
+    off_contract = (
+        b'{"type": "run.succeeded.v1", "run_id": "%s", "integration_id": "%s", "integration_external_id": "x", '
+        b'"owner": {"connector_id": "c", "attempt": 1}, "payload": {"counts": {"assets_processed": "many"}}}'
+        % (str(run.run_id).encode(), str(run.integration_id).encode())
+    )
+    await produce(kafka_bootstrap, topic, (run.integration_id, off_contract))
+
+    async def failed() -> bool:
+        return (await status_of(pool, run))[0] == "FAILED"
+
+    await eventually(failed, timeout=30)
+    reason = await pool.fetchval("SELECT reason FROM report_dead_letters WHERE run_id = $1", run.run_id)
+    assert "payload.counts.assets_processed" in reason
+
+
+async def test_progress_is_marked_only_after_the_batch_is_written(
+    runtime, make_integration, pool, database, kafka_bootstrap, topic, projector
+):
+    run = await running_run(runtime, make_integration)
+    beat = RunHeartbeat(**about(run), payload=HeartbeatPayload(connector_id=CONNECTOR.connector_id))
+    blocker = await asyncpg.connect(database)
+    transaction = blocker.transaction()
+    await transaction.start()
+    await blocker.execute("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", run.run_id)  # the apply waits on this
+    try:
+        await produce(kafka_bootstrap, topic, (run.integration_id, beat.to_bytes()), (run.integration_id, success(run)))
+        produced_at = datetime.now(UTC)
+
+        async def projector_blocked() -> bool:
+            return bool(await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM runs%'"
+            ))  # fmt: skip
+
+        await eventually(projector_blocked, timeout=30)
+        await asyncio.sleep(1.5)  # a projector that marks before writing would have marked by now
+        marks = await pool.fetch("SELECT caught_up_at FROM projector_progress WHERE topic = $1", topic)
+        assert all(m["caught_up_at"] < produced_at for m in marks), marks
+    finally:
+        await transaction.rollback()
+        await blocker.close()
+
+    async def caught_up() -> bool:
+        marks = await pool.fetch("SELECT caught_up_at FROM projector_progress WHERE topic = $1", topic)
+        return len(marks) == 2 and min(m["caught_up_at"] for m in marks) >= produced_at
+
+    await eventually(caught_up, timeout=30)
+    assert (await status_of(pool, run))[0] == "SUCCESS"
