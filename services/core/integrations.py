@@ -149,8 +149,17 @@ class IntegrationService:
         spec = spec_for(source)
         config = spec.parse_config(configuration)
         creds = spec.parse_credentials(credentials) if credentials is not None else None
-        if creds is None and (stored is None or not stored.has_credentials):
-            raise InvalidInput(f"credentials are required for source '{source.value}'", field="credentials")
+        if creds is None:
+            if stored is None or not stored.has_credentials:
+                raise InvalidInput(f"credentials are required for source '{source.value}'", field="credentials")
+            # The stored credentials may only go where, and as whom, they were entered for.
+            changed = spec.changed_identity(stored.configuration, config)
+            if changed:
+                raise InvalidInput(
+                    f"Changing {', '.join(changed)} changes where or as whom the stored credentials are sent; "
+                    "send `credentials` in the same request.",
+                    field="credentials",
+                )
         if not self._allow_private:
             await check_endpoints(spec.endpoints(config), allow_private=False, resolver=self._resolver)
         return config.model_dump(by_alias=True), creds.model_dump(by_alias=True) if creds else None
