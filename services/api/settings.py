@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from services.core.sources import private_sources_default
 from shared.settings import CommonSettings
 
 
@@ -12,5 +13,5 @@ class ApiSettings(CommonSettings):
     port: int = Field(default=8080, alias="API_PORT")
     bootstrap_api_key: str | None = Field(default=None, alias="BOOTSTRAP_API_KEY")
     credentials_key: str | None = Field(default=None, alias="CREDENTIALS_KEY")
-    allow_private_sources: bool = Field(default=True, alias="ALLOW_PRIVATE_SOURCES")
+    allow_private_sources: bool = Field(default_factory=private_sources_default, alias="ALLOW_PRIVATE_SOURCES")
     db_pool_size: int = Field(default=20, alias="API_DB_POOL_SIZE")

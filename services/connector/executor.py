@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -16,12 +16,12 @@ import structlog
 
 from services.connector.diff import AssetDiff, Removal
 from services.connector.reporting import Reporter, ReportsLost, RunLedger, send_heartbeat
-from services.connector.sources import REGISTRY
+from services.connector.sources import open_source
 from services.connector.sources.base import AssetDict, SourceError, SourcePlugin
 from services.core.crypto import CredentialCipher
 from services.core.errors import DomainError
 from services.core.runs import RunStatus
-from services.core.sources import check_host_allowed
+from services.core.sources import Resolver, SystemResolver
 from services.core.store import claims
 from services.core.store import integrations as integration_store
 from services.core.store.integrations import RunContext
@@ -82,6 +82,7 @@ class ExecutorConfig:
     progress_interval_s: float
     allow_private_sources: bool
     run_timeout_s: float = 3600.0
+    resolver: Resolver = field(default_factory=SystemResolver)  # tests map names to 127.0.0.1
 
 
 class _Run:
@@ -167,15 +168,10 @@ class RunExecutor:
         ctx = run.ctx
         credentials = self._credentials(ctx)
         run.secrets = tuple(str(v) for v in credentials.values() if v)
-        if "host" in ctx.configuration:
-            try:
-                await check_host_allowed(
-                    str(ctx.configuration["host"]), int(ctx.configuration.get("port") or 0),
-                    self._config.allow_private_sources,
-                )  # fmt: skip
-            except DomainError as refused:
-                raise SourceError(refused.detail) from None
-        plugin: SourcePlugin = REGISTRY[ctx.source](ctx.configuration, credentials)
+        plugin: SourcePlugin = await open_source(
+            ctx.source, ctx.configuration, credentials, allow_private=self._config.allow_private_sources,
+            resolver=self._config.resolver,
+        )  # fmt: skip
         try:
             async with self._pool.acquire() as conn:
                 run.diff = AssetDiff(await integration_store.asset_fingerprints(conn, ctx.run.integration_id))
@@ -199,7 +195,7 @@ class RunExecutor:
                   f"{counts.deleted} deleted."  # fmt: skip
         if removal.withheld:
             message += " " + _withheld_message(removal, ctx)
-        warnings = "; ".join(plugin.report.warnings)
+        warnings = plugin.report.summary()
         await self._finish(run, RunSucceeded, message + (f" Warnings: {warnings}" if warnings else ""))
         log.info("run_succeeded", processed=counts.processed, created=counts.created, withheld=removal.withheld)
 

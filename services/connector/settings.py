@@ -7,13 +7,14 @@ import socket
 
 from pydantic import Field
 
+from services.core.sources import private_sources_default
 from shared.settings import CommonSettings
 
 
 class ConnectorSettings(CommonSettings):
     connector_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", alias="CONNECTOR_ID")
     credentials_key: str | None = Field(default=None, alias="CREDENTIALS_KEY")
-    allow_private_sources: bool = Field(default=True, alias="ALLOW_PRIVATE_SOURCES")
+    allow_private_sources: bool = Field(default_factory=private_sources_default, alias="ALLOW_PRIVATE_SOURCES")
     heartbeat_interval_s: float = Field(default=2.0, alias="HEARTBEAT_INTERVAL_SECONDS", gt=0)
     progress_interval_s: float = Field(default=1.0, alias="PROGRESS_INTERVAL_SECONDS", gt=0)
     run_timeout_s: float = Field(default=3600.0, alias="CONNECTOR_RUN_TIMEOUT_SECONDS", gt=0)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.crypto import CredentialCipher
-from services.core.errors import Conflict, Forbidden, InvalidInput, field_errors
+from services.core.errors import Conflict, Forbidden, InvalidInput
 from services.core.ingestion import Runtime, editable_integration, visible_integration
 from services.core.model import ExternalId, Integration, Principal, Schedule, Source
 from services.core.runs import RunState
-from services.core.sources import check_host_allowed, config_models
+from services.core.sources import Resolver, SystemResolver, check_endpoints, spec_for
 from services.core.store import access as access_store
 from services.core.store import integrations as integration_store
 from services.core.store import run_reads
@@ -40,13 +40,16 @@ class NewIntegration(IntegrationFields):
 
 
 class IntegrationService:
-    def __init__(self, rt: Runtime, cipher: CredentialCipher, allow_private_sources: bool) -> None:
+    def __init__(
+        self, rt: Runtime, cipher: CredentialCipher, allow_private_sources: bool, resolver: Resolver | None = None
+    ) -> None:
         self._rt = rt
         self._cipher = cipher
         self._allow_private = allow_private_sources
+        self._resolver = resolver or SystemResolver()
 
     async def create(self, principal: Principal, spec: NewIntegration) -> Integration:
-        config, credentials = await self._validated(spec.source, spec.configuration, spec.credentials, None)
+        config, credentials = await self._validated(spec.source, spec.configuration, spec.credentials, stored=None)
         async with self._rt.pool.acquire() as conn, conn.transaction():
             team_id = await self._team_for(conn, principal, spec.owning_team_external_id)
             values: dict[str, Any] = {
@@ -86,9 +89,7 @@ class IntegrationService:
                 values["owning_team_id"] = await self._team_for(conn, principal, changes.owning_team_external_id)
             if "configuration" in sent or "credentials" in sent:
                 merged = {**current.configuration, **(changes.configuration or {})}
-                config, credentials = await self._validated(
-                    current.source, merged, changes.credentials, current.has_credentials
-                )
+                config, credentials = await self._validated(current.source, merged, changes.credentials, stored=current)
                 values["configuration"] = config
                 if credentials is not None:
                     values["credentials_enc"] = self._cipher.encrypt(credentials)
@@ -141,28 +142,27 @@ class IntegrationService:
         return team_id
 
     async def _validated(
-        self,
-        source: Source,
-        configuration: dict[str, Any],
-        credentials: dict[str, Any] | None,
-        has_stored_credentials: bool | None,
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        config_model, credentials_model = config_models(source)
-        config = _parse(config_model, configuration, "configuration")
-        creds = _parse(credentials_model, credentials, "credentials") if credentials is not None else None
-        if creds is None and not has_stored_credentials:
-            raise InvalidInput(f"credentials are required for source '{source.value}'", field="credentials")
-        if "host" in config:
-            await check_host_allowed(str(config["host"]), int(config.get("port") or 0), self._allow_private)
-        return config, creds
-
-
-def _parse(model: type[BaseModel], value: dict[str, Any], prefix: str) -> dict[str, Any]:
-    try:
-        return model.model_validate(value).model_dump(by_alias=True)
-    except ValidationError as error:
-        field, message = field_errors(error, prefix)[0]
-        raise InvalidInput(f"{field}: {message}", field=field) from None
+        self, source: Source, configuration: dict[str, Any], credentials: dict[str, Any] | None,
+        stored: Integration | None,
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
+        """Configuration and credentials (None: keep the stored ones) as they will be saved, or InvalidInput."""
+        spec = spec_for(source)
+        config = spec.parse_config(configuration)
+        creds = spec.parse_credentials(credentials) if credentials is not None else None
+        if creds is None:
+            if stored is None or not stored.has_credentials:
+                raise InvalidInput(f"credentials are required for source '{source.value}'", field="credentials")
+            # The stored credentials may only go where, and as whom, they were entered for.
+            changed = spec.changed_identity(stored.configuration, config)
+            if changed:
+                raise InvalidInput(
+                    f"Changing {', '.join(changed)} changes where or as whom the stored credentials are sent; "
+                    "send `credentials` in the same request.",
+                    field="credentials",
+                )
+        if not self._allow_private:
+            await check_endpoints(spec.endpoints(config), allow_private=False, resolver=self._resolver)
+        return config.model_dump(by_alias=True), creds.model_dump(by_alias=True) if creds else None
 
 
 def _schedule_json(schedule: Schedule | None) -> dict[str, Any] | None:

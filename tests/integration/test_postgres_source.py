@@ -1,23 +1,29 @@
-"""The PostgreSQL plug-in against a real database of known shape."""
+"""The PostgreSQL plug-in against a real database of known shape, dialled at checked addresses only."""
 
 from __future__ import annotations
+
+from urllib.parse import urlparse
 
 import pytest
 
 from services.connector.sources.base import SourceError
 from services.connector.sources.postgres import PostgresSource
+from services.core.sources import CheckedAddresses
+from services.core.sources.postgres import PostgresConfig, PostgresCredentials
 from tests.support import SHOP_ASSETS, create_shop_database
 
 pytestmark = pytest.mark.integration
 
 
-def source_for(dsn: str, **config: object) -> PostgresSource:
-    from urllib.parse import urlparse
-
+def source_for(dsn: str, password: str | None = None, host: str | None = None, **config: object) -> PostgresSource:
+    """The plug-in for `dsn`'s database, configured with `host` (default: the DSN's) but dialling the DSN's host."""
     url = urlparse(dsn)
-    base = {"host": url.hostname, "port": url.port, "database": url.path.lstrip("/"), "username": url.username,
-            "sslmode": "disable"}  # fmt: skip
-    return PostgresSource.create(base | config, {"password": url.password})
+    assert url.hostname == "127.0.0.1" and url.port  # tests only ever connect to the local server
+    base = {"host": host or url.hostname, "port": url.port, "database": url.path.lstrip("/"),
+            "username": url.username, "sslmode": "disable"}  # fmt: skip
+    parsed = PostgresConfig.model_validate(base | config)
+    addresses = CheckedAddresses({(parsed.host, parsed.port): (url.hostname,)})
+    return PostgresSource.create(parsed, PostgresCredentials(password=password or url.password or ""), addresses)
 
 
 async def crawl_all(source: PostgresSource) -> dict[str, dict]:
@@ -72,15 +78,18 @@ async def test_schema_include_and_exclude_patterns(shop):
 
 
 async def test_wrong_password_fails_with_a_message_without_the_password(shop):
-    from urllib.parse import urlparse
-
-    url = urlparse(shop)
-    source = PostgresSource.create(
-        {"host": url.hostname, "port": url.port, "database": "source_shop_it", "username": "postgres",
-         "sslmode": "disable"},
-        {"password": "definitely-wrong-pw"},
-    )  # fmt: skip
     with pytest.raises(SourceError) as error:
-        await crawl_all(source)
+        await crawl_all(source_for(shop, password="definitely-wrong-pw"))
     assert "Cannot connect to PostgreSQL" in str(error.value)
     assert "definitely-wrong-pw" not in str(error.value)
+
+
+async def test_the_crawl_dials_the_checked_address_and_never_resolves_the_name(shop):
+    # No resolver knows this name: the crawl works only if the driver connects to the checked address.
+    assets = await crawl_all(source_for(shop, host="shop.db.invalid"))
+    assert len(assets) == SHOP_ASSETS
+
+
+async def test_a_refused_connection_names_the_host_and_the_address_dialled(shop):
+    with pytest.raises(SourceError, match=r"at shop\.db\.invalid:1 \(127\.0\.0\.1\)/source_shop_it"):
+        await crawl_all(source_for(shop, host="shop.db.invalid", port=1))

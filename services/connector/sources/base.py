@@ -1,33 +1,16 @@
-"""What every source plug-in shares: the plug-in protocol, its report, and how an asset is built."""
+"""What every source plug-in shares: its error, and how an asset is built. The plug-in contract is in core."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from services.core.sources.spec import SourcePlugin, SourceReport
+
+__all__ = ["AssetDict", "SourceError", "SourcePlugin", "SourceReport", "key_part", "make_asset"]
 
 AssetDict = dict[str, Any]  # the shape of shared.events.Asset, built without per-asset validation cost
-
-
-@dataclass
-class SourceReport:
-    warnings: list[str] = field(default_factory=list)
-
-
-class SourcePlugin(Protocol):
-    report: SourceReport
-
-    async def test_connection(self) -> None: ...
-
-    def crawl(self) -> AsyncIterator[list[AssetDict]]: ...
-
-    async def close(self) -> None: ...
-
-
-class SourceFactory(Protocol):
-    def __call__(self, config: dict[str, Any], credentials: dict[str, Any]) -> SourcePlugin: ...
 
 
 class SourceError(Exception):

@@ -7,13 +7,17 @@ server-side cursor so that progress is reported while a large catalog is read.
 from __future__ import annotations
 
 import fnmatch
+import os
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 
 from services.connector.sources.base import AssetDict, SourceError, SourceReport, key_part, make_asset
-from services.core.sources import PostgresConfig
+from services.connector.sources.tls import pinned_tls_context
+from services.core.sources import CheckedAddresses
+from services.core.sources.postgres import PostgresConfig, PostgresCredentials
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 RELKINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized_view", "f": "foreign_table"}
@@ -75,29 +79,50 @@ def schema_selected(name: str, include: list[str], exclude: list[str]) -> bool:
     return not any(fnmatch.fnmatchcase(name, pattern) for pattern in exclude)
 
 
+def tls_for(config: PostgresConfig) -> str | ssl.SSLContext:
+    """asyncpg's `ssl` argument for a connection dialled to an IP address rather than to `config.host`."""
+    if config.sslmode in ("disable", "prefer"):
+        return config.sslmode  # no certificate check in these modes, so the dialled IP is all asyncpg needs
+    # require / verify-*: our context (asyncpg then requires TLS) speaks to and checks `host`, not the IP.
+    # PGSSLROOTCERT names the trusted CAs, as with libpq and asyncpg; else the system's trust store.
+    return pinned_tls_context(
+        config.host, verify_certificate=config.sslmode != "require", verify_hostname=config.sslmode == "verify-full",
+        cafile=os.environ.get("PGSSLROOTCERT"),
+    )  # fmt: skip
+
+
 class PostgresSource:
-    def __init__(self, config: PostgresConfig, password: str, batch_size: int = 1000) -> None:
+    def __init__(
+        self, config: PostgresConfig, credentials: PostgresCredentials, addresses: tuple[str, ...],
+        batch_size: int = 1000,
+    ) -> None:  # fmt: skip
         self.config = config
         self.report = SourceReport()
-        self._password = password
+        self._password = credentials.password
+        self._addresses = addresses
         self._batch_size = batch_size
         self._conn: asyncpg.Connection | None = None
 
     @classmethod
-    def create(cls, config: dict[str, Any], credentials: dict[str, Any]) -> PostgresSource:
-        return cls(PostgresConfig.model_validate(config), str(credentials.get("password", "")))
+    def create(
+        cls, config: PostgresConfig, credentials: PostgresCredentials, addresses: CheckedAddresses
+    ) -> PostgresSource:
+        return cls(config, credentials, addresses.of(config.host, config.port))
 
     async def _connect(self) -> asyncpg.Connection:
         if self._conn is None:
             c = self.config
             try:
+                # The checked addresses, tried in order; never the name, which could resolve elsewhere by now.
                 self._conn = await asyncpg.connect(
-                    host=c.host, port=c.port, database=c.database, user=c.username, password=self._password,
-                    ssl=c.sslmode, timeout=15, server_settings={"application_name": "ingestion-connector"},
+                    host=list(self._addresses), port=c.port, database=c.database, user=c.username,
+                    password=self._password, ssl=tls_for(c), timeout=15,
+                    server_settings={"application_name": "ingestion-connector"},
                 )  # fmt: skip
-            except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+                dialled = "" if self._addresses == (c.host,) else f" ({', '.join(self._addresses)})"
                 raise SourceError(
-                    f"Cannot connect to PostgreSQL at {c.host}:{c.port}/{c.database} as '{c.username}': "
+                    f"Cannot connect to PostgreSQL at {c.host}:{c.port}{dialled}/{c.database} as '{c.username}': "
                     f"{type(error).__name__}: {error}"
                 ) from None
         return self._conn
@@ -121,7 +146,7 @@ class PostgresSource:
                 if schema_selected(s["nspname"], self.config.include_schemas, self.config.exclude_schemas)
             ]  # fmt: skip
             if not schemas:
-                self.report.warnings.append("No schema matched includeSchemas/excludeSchemas.")
+                self.report.warn("No schema matched includeSchemas/excludeSchemas.")
             schema_keys = {s["oid"]: f"{db}/{key_part(s['nspname'])}" for s in schemas}
             yield [
                 make_asset(schema_keys[s["oid"]], "schema", s["nspname"], None, {"comment": s["comment"]})

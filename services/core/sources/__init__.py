@@ -1,0 +1,49 @@
+"""Source platforms: one spec each (see spec.py). Adding a platform = one spec module + one SPECS entry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.core.errors import InvalidInput
+from services.core.model import Source
+from services.core.sources.endpoints import (
+    CheckedAddresses,
+    Endpoint,
+    Resolver,
+    SystemResolver,
+    check_endpoints,
+    private_sources_default,
+)
+from services.core.sources.postgres import POSTGRES
+from services.core.sources.spec import SourcePlugin, SourceReport, SourceSpec
+
+__all__ = [
+    "SPECS",
+    "CheckedAddresses",
+    "Endpoint",
+    "Resolver",
+    "SourcePlugin",
+    "SourceReport",
+    "SourceSpec",
+    "SystemResolver",
+    "check_endpoints",
+    "private_sources_default",
+    "spec_for",
+    "supported_sources",
+]
+
+SPECS: dict[Source, SourceSpec[Any, Any]] = {spec.source: spec for spec in (POSTGRES,)}
+
+
+def supported_sources() -> list[str]:
+    return sorted(s.value for s in SPECS)
+
+
+def spec_for(source: Source) -> SourceSpec[Any, Any]:
+    try:
+        return SPECS[source]
+    except KeyError:
+        raise InvalidInput(
+            f"source '{source.value}' has no connector yet; supported sources: {', '.join(supported_sources())}",
+            field="source",
+        ) from None

@@ -1,0 +1,110 @@
+"""Where a source connects, and whether it may: resolve each host once, check every address, dial only those.
+
+The check and the connection must see the same addresses: a driver that resolved the name again could
+be sent elsewhere by a DNS answer that changed in between (DNS rebinding). So the addresses that passed
+are handed to the plug-in, which connects to them and never to the name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from services.core.errors import InvalidInput
+from shared.settings import DEV_ENVIRONMENTS
+
+# NAT64 gateways translate these into the IPv4 address in the last 32 bits (RFC 6052); the local-use
+# prefix (RFC 8215) has no fixed embedding and is never a public destination.
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def private_sources_default(settings: dict[str, Any]) -> bool:
+    """ALLOW_PRIVATE_SOURCES when unset: only development and test installations may reach private hosts."""
+    return settings.get("environment") in DEV_ENVIRONMENTS
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A host and port a source connects to; `field` is the input that named the host (for error messages)."""
+
+    host: str
+    port: int
+    field: str = "configuration.host"
+
+
+class Resolver(Protocol):
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """The IP addresses of `host`, in the order to try them; OSError if it has none."""
+        ...
+
+
+class SystemResolver:
+    """The operating system's resolver (getaddrinfo), with a deadline: a hanging DNS server must not hang a run."""
+
+    def __init__(self, timeout_s: float = 10.0) -> None:
+        self._timeout_s = timeout_s
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        async with asyncio.timeout(self._timeout_s):
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True)
+class CheckedAddresses:
+    """The addresses each endpoint resolved to and that passed the policy: the only ones a plug-in may dial."""
+
+    by_endpoint: Mapping[tuple[str, int], tuple[str, ...]]
+
+    def of(self, host: str, port: int) -> tuple[str, ...]:
+        try:
+            return self.by_endpoint[(host, port)]
+        except KeyError:
+            raise LookupError(f"{host}:{port} was not checked: the source's spec must declare it") from None
+
+
+def is_public_address(text: str) -> bool:
+    """Whether connecting to `text` leaves the installation's own networks (not loopback/private/link-local/...)."""
+    address = ipaddress.ip_address(text)
+    if address.is_multicast or not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in NAT64_LOCAL_USE:
+            return False
+        # An IPv6 address that carries an IPv4 one (6to4, NAT64) reaches that IPv4 host: judge it too.
+        embedded = address.sixtofour
+        if address in NAT64_WELL_KNOWN:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_public_address(str(embedded))
+    return True
+
+
+async def check_endpoints(
+    endpoints: Iterable[Endpoint], *, allow_private: bool, resolver: Resolver
+) -> CheckedAddresses:
+    """Resolve each endpoint once; InvalidInput if one does not resolve or, unless allowed, is not public."""
+    checked: dict[tuple[str, int], tuple[str, ...]] = {}
+    for endpoint in endpoints:
+        try:
+            addresses = tuple(await resolver.resolve(endpoint.host, endpoint.port))
+        except OSError:  # gaierror, and TimeoutError from the resolver's deadline
+            addresses = ()
+        if not addresses:
+            raise InvalidInput(f"host '{endpoint.host}' does not resolve", field=endpoint.field)
+        if not allow_private:
+            # Every answer, not just the first: a name may mix a public and a private address.
+            for address in addresses:
+                if not is_public_address(address):
+                    raise InvalidInput(
+                        f"host '{endpoint.host}' resolves to {address}, a non-public address; this installation "
+                        "only allows public source hosts (ALLOW_PRIVATE_SOURCES=false)",
+                        field=endpoint.field,
+                    )
+        checked[(endpoint.host, endpoint.port)] = addresses
+    return CheckedAddresses(checked)

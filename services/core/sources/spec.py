@@ -1,0 +1,131 @@
+"""One spec per source platform: its input models, what it dials, and how the connector builds its plug-in.
+
+The API validates input against the spec's models and the connector builds the plug-in from the same
+spec, so the two can never disagree. The plug-in is named by "module:attribute" and imported only when
+a connector first needs it: the API must not load every platform's client library.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from services.core.errors import InvalidInput, field_errors
+from services.core.model import Source
+from services.core.sources.endpoints import CheckedAddresses, Endpoint
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+CredentialsT = TypeVar("CredentialsT", bound=BaseModel)
+ConfigT_contra = TypeVar("ConfigT_contra", bound=BaseModel, contravariant=True)
+CredentialsT_contra = TypeVar("CredentialsT_contra", bound=BaseModel, contravariant=True)
+
+MAX_REPORTED_WARNINGS = 20
+MAX_WARNING_CHARS = 500
+
+
+@dataclass
+class SourceReport:
+    """Non-fatal findings of a crawl, capped: a source with thousands of odd objects must not flood the run."""
+
+    warnings: list[str] = field(default_factory=list)
+    dropped: int = 0
+    limit: int = MAX_REPORTED_WARNINGS
+
+    def warn(self, message: str) -> None:
+        if len(self.warnings) < self.limit:
+            self.warnings.append(message[:MAX_WARNING_CHARS])
+        else:
+            self.dropped += 1
+
+    def summary(self) -> str:
+        text = "; ".join(self.warnings)
+        return f"{text}; and {self.dropped} more" if self.dropped else text
+
+
+class SourcePlugin(Protocol):
+    """A connected source: test it, crawl it (batches of assets), close it. Built per run by its spec."""
+
+    report: SourceReport
+
+    async def test_connection(self) -> None: ...
+
+    def crawl(self) -> AsyncIterator[list[dict[str, Any]]]: ...
+
+    async def close(self) -> None: ...
+
+
+class PluginFactory(Protocol[ConfigT_contra, CredentialsT_contra]):
+    def __call__(
+        self, config: ConfigT_contra, credentials: CredentialsT_contra, addresses: CheckedAddresses
+    ) -> SourcePlugin: ...
+
+
+@dataclass(frozen=True)
+class SourceSpec(Generic[ConfigT, CredentialsT]):
+    """A source platform. Every credentials field is secret: encrypted at rest, write-only, redacted."""
+
+    source: Source
+    config_model: type[ConfigT]
+    credentials_model: type[CredentialsT]
+    # Configuration fields that decide where or as whom the credentials are sent: changing one of them
+    # without sending the credentials again would hand the stored ones to a server of the editor's choosing.
+    identity_fields: tuple[str, ...]
+    endpoints: Callable[[ConfigT], list[Endpoint]]  # every host/port the plug-in will connect to
+    plugin: str  # "package.module:Factory" or "package.module:Class.create", a PluginFactory
+
+    def __post_init__(self) -> None:
+        unknown = set(self.identity_fields) - set(self.config_model.model_fields)
+        if unknown or ":" not in self.plugin:
+            raise ValueError(f"spec '{self.name}': unknown identity fields {sorted(unknown)} or bad plugin path")
+
+    @property
+    def name(self) -> str:
+        return self.source.value
+
+    @property
+    def secret_fields(self) -> frozenset[str]:
+        return frozenset(_alias(self.credentials_model, name) for name in self.credentials_model.model_fields)
+
+    def parse_config(self, value: dict[str, Any]) -> ConfigT:
+        return _parse(self.config_model, value, "configuration")
+
+    def parse_credentials(self, value: dict[str, Any]) -> CredentialsT:
+        return _parse(self.credentials_model, value, "credentials")
+
+    def changed_identity(self, before: dict[str, Any], after: ConfigT) -> list[str]:
+        """Identity fields (as `configuration.<name>`) that differ between a stored configuration and `after`."""
+        try:
+            old = self.config_model.model_validate(before)
+        except ValidationError:  # stored under an older model: nothing can be shown unchanged
+            changed = list(self.identity_fields)
+        else:
+            changed = [name for name in self.identity_fields if getattr(old, name) != getattr(after, name)]
+        return [f"configuration.{_alias(self.config_model, name)}" for name in changed]
+
+    def plugin_factory(self) -> PluginFactory[ConfigT, CredentialsT]:
+        module, _, attributes = self.plugin.partition(":")
+        target: Any = importlib.import_module(module)
+        for attribute in attributes.split("."):
+            target = getattr(target, attribute)
+        factory: PluginFactory[ConfigT, CredentialsT] = target
+        return factory
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _parse(model: type[ModelT], value: dict[str, Any], prefix: str) -> ModelT:
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        field_name, message = field_errors(error, prefix)[0]
+        raise InvalidInput(f"{field_name}: {message}", field=field_name) from None
+
+
+def _alias(model: type[BaseModel], name: str) -> str:
+    """A field's name on the wire (the API speaks camelCase aliases)."""
+    return model.model_fields[name].alias or name
