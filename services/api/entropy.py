@@ -48,6 +48,7 @@ def integration_json(integration: Integration, *, with_configuration: bool) -> d
     }
     if with_configuration:
         body["configuration"] = integration.configuration
+        body["failSafeThreshold"] = integration.fail_safe_threshold
     return body
 
 

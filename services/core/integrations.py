@@ -29,6 +29,11 @@ class IntegrationFields(BaseModel):
     owning_team_external_id: str | None = Field(default=None, alias="owningTeamExternalId")
     configuration: dict[str, Any] | None = None
     credentials: dict[str, Any] | None = None
+    fail_safe_threshold: float | None = Field(
+        default=None, ge=0, le=100, alias="failSafeThreshold",
+        description="A run that would mark more than this percentage of the live assets deleted withholds the "
+        "deletions instead (a changed schema filter or a revoked grant is not a deletion). 100 disables it.",
+    )  # fmt: skip
 
 
 class NewIntegration(IntegrationFields):
@@ -64,6 +69,8 @@ class IntegrationService:
                 "schedule": _schedule_json(spec.schedule),
                 "next_fire_at": None,
             }
+            if spec.fail_safe_threshold is not None:
+                values["fail_safe_threshold"] = spec.fail_safe_threshold
             try:
                 await integration_store.insert(conn, values)
             except asyncpg.UniqueViolationError:
@@ -82,6 +89,8 @@ class IntegrationService:
             if "enabled" in sent and changes.enabled is not None:
                 values["enabled"] = changes.enabled
                 values["next_fire_at"] = None  # re-enabling starts from now, no burst of missed fires
+            if "fail_safe_threshold" in sent and changes.fail_safe_threshold is not None:
+                values["fail_safe_threshold"] = changes.fail_safe_threshold
             if "schedule" in sent:
                 values["schedule"] = _schedule_json(changes.schedule)
                 values["next_fire_at"] = None  # the scheduler recomputes it from the new rule

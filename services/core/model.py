@@ -91,6 +91,7 @@ class Integration:
     has_credentials: bool
     created_at: datetime
     updated_at: datetime
+    fail_safe_threshold: float = 20.0
 
 
 @dataclass(frozen=True)

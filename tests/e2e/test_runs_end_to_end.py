@@ -229,3 +229,34 @@ async def test_credentials_never_reach_logs_events_or_responses(client, stack: S
         "WHERE i.external_id = 'creds-e2e'"
     )
     assert events and not any(password in e["p"] or wrong in e["p"] for e in events)
+
+
+async def test_a_crawl_that_suddenly_misses_most_assets_withholds_the_deletions(client, stack, db):
+    source = await create_shop_database(stack.dsn, "source_failsafe_e2e")
+    await create(client, postgres_integration(source, "failsafe-e2e"))
+    await trigger(client, "failsafe-e2e")
+    assert (await client.wait_for_run("failsafe-e2e", {"SUCCESS", "FAILED"}))["assetsCreated"] == SHOP_ASSETS
+
+    async def live_assets() -> int:
+        return await db.fetchval(
+            "SELECT count(*) FROM assets a JOIN integrations i ON i.id = a.integration_id "
+            "WHERE i.external_id = 'failsafe-e2e' AND a.deleted_at IS NULL"
+        )
+
+    # The catalog did not vanish: a schema filter now matches nothing.
+    changed = {"configuration": {"includeSchemas": ["no_such_schema"]}}
+    assert (await client.call("PATCH", "/api/integrations/failsafe-e2e", json=changed))[0] == 200
+    await trigger(client, "failsafe-e2e")
+    run = await client.wait_for_run("failsafe-e2e", {"SUCCESS", "FAILED"})
+    assert run["status"] == "SUCCESS" and run["assetsDeleted"] == 0, run
+    assert f"{SHOP_ASSETS} of {SHOP_ASSETS} assets (100.0%)" in run["message"]
+    assert "failSafeThreshold of 20%" in run["message"] and '{"failSafeThreshold": 100}' in run["message"]
+    assert await live_assets() == SHOP_ASSETS
+
+    # The owner confirms the deletions are real by raising the threshold.
+    status, updated, _ = await client.call("PATCH", "/api/integrations/failsafe-e2e", json={"failSafeThreshold": 100})
+    assert status == 200 and updated["failSafeThreshold"] == 100
+    await trigger(client, "failsafe-e2e")
+    run = await client.wait_for_run("failsafe-e2e", {"SUCCESS", "FAILED"})
+    assert run["status"] == "SUCCESS" and run["assetsDeleted"] == SHOP_ASSETS, run
+    assert await live_assets() == 0
