@@ -41,10 +41,11 @@ class Stack:
     log_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, service: str | None = None, **env: str) -> None:
+        """Start `services.<service or name>` as process `name` (a second connector: name differs, service not)."""
         log = open(self.log_dir / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+            [sys.executable, "-m", f"services.{service or name}"], cwd=ROOT, env=self.env | env, stdout=log, stderr=log
         )
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
