@@ -25,6 +25,7 @@ from services.core.sources import Resolver, SystemResolver
 from services.core.store import claims
 from services.core.store import integrations as integration_store
 from services.core.store.integrations import RunContext
+from shared.errors import is_retriable
 from shared.events import (
     Asset,
     AssetsChanged,
@@ -48,7 +49,6 @@ log = structlog.get_logger()
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024  # well under the producer's and broker's 8 MiB message limit
 DELETED_KEYS_PER_EVENT = 20_000
-_DB_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
 
 
 class Phase(Enum):
@@ -222,8 +222,10 @@ class RunExecutor:
             try:
                 async with self._pool.acquire() as conn:
                     return await query(conn)
-            except _DB_ERRORS as error:
-                log.warning("database_unavailable", error=str(error), retry_in_s=delay)
+            except Exception as error:
+                if not is_retriable(error):
+                    raise
+                log.warning("database_unavailable", error=f"{type(error).__name__}: {error}", retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
