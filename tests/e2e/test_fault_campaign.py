@@ -1,0 +1,362 @@
+"""The fault campaign: a steady stream of runs while every service is killed and the broker and database restart.
+
+It runs on servers of its own (restarting the shared test servers would break every other test): a real
+PostgreSQL and Kafka started with infra/local.sh on free ports, and the five services as processes. A driver
+triggers and cancels runs on 30 integrations (some on a slow source) while, one after the other, each service
+is killed with SIGKILL and restarted, the broker is restarted, and PostgreSQL is stopped for a while and started
+again. After each fault a probe run measures how long until a new run succeeds. At the end: every accepted run
+is terminal, none is lost or stuck, no transition was applied twice, every successful run's assets are all in
+the store, `rebuild` reproduces the read models, and the API never answered 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.e2e.conftest import ROOT, SERVICES, Client, Stack, free_port, postgres_integration
+from tests.support import SHOP_ASSETS, create_shop_database, eventually
+
+pytestmark = pytest.mark.e2e
+TERMINAL = ("SUCCESS", "FAILED", "CANCELLED")
+HEARTBEAT_TIMEOUT_S = 4
+RUNS_WANTED = 100  # at least
+
+
+async def count_runs(dsn: str, status: str, among: list[str] | None = None) -> int | None:
+    """How many runs have `status` (among some ids); None while the database cannot answer."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=3)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        return None
+    try:
+        ids = [uuid.UUID(r) for r in among] if among is not None else None
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM runs WHERE status = $1 AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))", status, ids
+        ))  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def settle_s(dsn: str, run_ids: list[str], since: float) -> float:
+    """Seconds from `since` until none of `run_ids` is QUEUED or RUNNING any more."""
+
+    async def settled() -> bool:
+        counts = [await count_runs(dsn, status, run_ids) for status in ("QUEUED", "RUNNING")]
+        return counts == [0, 0]
+
+    await eventually(settled, timeout=HEARTBEAT_TIMEOUT_S + 60, interval=0.25)
+    return time.monotonic() - since
+
+
+@dataclass
+class Servers:
+    """PostgreSQL and Kafka of the campaign alone, driven through infra/local.sh."""
+
+    state_dir: Path
+    env: dict[str, str]
+
+    def local_sh(self, command: str) -> None:
+        done = subprocess.run(["bash", str(ROOT / "infra" / "local.sh"), command], env=self.env,
+                              capture_output=True, text=True, timeout=180)  # fmt: skip
+        assert done.returncode == 0, f"infra/local.sh {command} failed:\n{done.stdout}\n{done.stderr}"
+
+    async def up(self) -> None:
+        await asyncio.to_thread(self.local_sh, "up")  # starts whatever is not running
+
+    async def restart_kafka(self) -> None:
+        pid = int((self.state_dir / "kafka" / "pid").read_text())
+        os.kill(pid, signal.SIGTERM)
+        await eventually(lambda: _gone(pid), timeout=60)
+        await self.up()
+
+    async def stop_postgres(self) -> None:
+        [pg_ctl] = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1:] or [shutil.which("pg_ctl") or "pg_ctl"]
+        command = [pg_ctl, "-D", str(self.state_dir / "postgres" / "data"), "-m", "fast", "-w", "stop"]
+        if os.getuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        await asyncio.to_thread(subprocess.run, command, check=True, stdout=subprocess.DEVNULL, timeout=60)
+
+
+async def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@dataclass
+class Ledger:
+    """What the driver saw: every accepted run, every status code, what could not reach the API."""
+
+    accepted: list[str] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    server_errors: list[str] = field(default_factory=list)
+    unreachable: int = 0
+    cancels: int = 0
+
+    async def call(self, client: Client, method: str, path: str) -> tuple[int, object] | None:
+        try:
+            status, body, headers = await client.call(method, path)
+        except (TimeoutError, aiohttp.ClientError):
+            self.unreachable += 1  # the API process is down: a client retries later
+            return None
+        self.statuses[status] += 1
+        if status >= 500 and (status != 503 or not headers["Content-Type"].startswith("application/problem+json")):
+            self.server_errors.append(f"{method} {path} -> {status}: {body}")
+        return status, body
+
+
+@pytest.fixture(scope="module")
+async def campaign(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Stack, Servers]]:
+    state_dir = ROOT / ".local" / f"campaign-{uuid.uuid4().hex[:6]}"
+    pg_port, kafka_port, controller_port, api_port = free_port(), free_port(), free_port(), free_port()
+    dsn = f"postgresql://postgres:ingest@127.0.0.1:{pg_port}/ingestion_campaign"
+    env = os.environ | {
+        "STATE_DIR": str(state_dir), "PG_PORT": str(pg_port), "KAFKA_PORT": str(kafka_port),
+        "KAFKA_CONTROLLER_PORT": str(controller_port), "APP_ENV": "test", "DATABASE_URL": dsn,
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}", "API_PORT": str(api_port),
+        "BOOTSTRAP_API_KEY": "campaign-key", "HEARTBEAT_INTERVAL_SECONDS": "0.5",
+        "HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_S), "QUEUED_TIMEOUT_SECONDS": "60",
+        "SCHEDULER_TICK_SECONDS": "0.5", "CONNECTOR_SHUTDOWN_GRACE_SECONDS": "1", "LOG_FORMAT": "json",
+    }  # fmt: skip
+    servers = Servers(state_dir, env)
+    stack = Stack(url=f"http://127.0.0.1:{api_port}", dsn=dsn, env=env, log_dir=tmp_path_factory.mktemp("campaign"))
+    try:
+        await servers.up()
+        migrate = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.manage", "migrate",
+                                                       cwd=ROOT, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+        assert await migrate.wait() == 0
+        for name in SERVICES:
+            stack.start(name)
+        yield stack, servers
+    finally:
+        for name in list(stack.processes):
+            stack.stop(name, signal.SIGKILL)
+        await asyncio.to_thread(servers.local_sh, "down")
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+async def slow_source(dsn: str, stop: asyncio.Event) -> None:
+    """Holds a lock the crawl needs for 3 s out of every 4: runs on this source are slow (and outlive faults)."""
+    while not stop.is_set():
+        try:
+            conn = await asyncpg.connect(dsn)
+            try:
+                while not stop.is_set():
+                    async with conn.transaction():
+                        await conn.execute("LOCK TABLE sales.big_orders IN ACCESS EXCLUSIVE MODE")
+                        await asyncio.sleep(3)
+                    await asyncio.sleep(1)
+            finally:
+                await conn.close()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await asyncio.sleep(0.5)  # the database is being restarted
+
+
+async def drive(client: Client, names: list[str], ledger: Ledger, stop: asyncio.Event) -> None:
+    """Trigger runs at about 2 per second on random integrations; cancel one in six shortly after."""
+    rng = random.Random(20261122)
+    while not stop.is_set():
+        name = rng.choice(names)
+        answer = await ledger.call(client, "POST", f"/api/integrations/{name}/run")
+        if answer is not None and answer[0] == 202:
+            ledger.accepted.append(answer[1]["ingestionRunId"])  # type: ignore[index]
+            if rng.random() < 1 / 6:
+                await asyncio.sleep(rng.uniform(0.05, 1.0))
+                ledger.cancels += 1
+                await ledger.call(client, "POST", f"/api/integrations/{name}/cancel")
+        await asyncio.sleep(0.5)
+
+
+async def recovery_s(client: Client, ledger: Ledger, since: float) -> float:
+    """Seconds from `since` until a freshly triggered probe run succeeds."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        answer = await ledger.call(client, "POST", "/api/integrations/probe-campaign/run")
+        if answer is not None and answer[0] == 202:
+            run_id = answer[1]["ingestionRunId"]  # type: ignore[index]
+            while time.monotonic() < deadline:
+                got = await ledger.call(client, "GET", f"/api/integrations/probe-campaign/runs/{run_id}")
+                if got is not None and got[0] == 200 and got[1]["status"] in TERMINAL:  # type: ignore[index]
+                    if got[1]["status"] == "SUCCESS":  # type: ignore[index]
+                        return time.monotonic() - since
+                    break  # the fault ended the probe; try again
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"no run succeeded within 120 s of the repair; ledger: {ledger}")
+
+
+async def test_fault_campaign(campaign: tuple[Stack, Servers]) -> None:
+    stack, servers = campaign
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+        client = Client(session, stack.url, "campaign-key")
+        await eventually(lambda: _healthy(client), timeout=60)
+        fast = [await create_shop_database(stack.dsn, f"campaign_src_{i}") for i in range(5)]
+        slow = await create_shop_database(stack.dsn, "campaign_src_slow")
+        names = [f"campaign-{i:02d}" for i in range(30)]
+        for i, name in enumerate(names):
+            body = postgres_integration(slow if i % 6 == 5 else fast[i % 5], name)
+            assert (await client.call("POST", "/api/integrations", json=body))[0] == 201
+        assert (await client.call("POST", "/api/integrations", json=postgres_integration(fast[0], "probe-campaign")))[
+            0
+        ] == 201
+        ledger, stop = Ledger(), asyncio.Event()
+        background = [
+            asyncio.create_task(slow_source(slow, stop)),
+            asyncio.create_task(drive(client, names, ledger, stop)),
+        ]
+
+        async def kill(name: str) -> None:
+            stack.processes[name].kill()  # SIGKILL: no goodbye, no cleanup
+            await asyncio.to_thread(stack.processes.pop(name).wait)
+            await asyncio.sleep(1)
+            stack.start(name)  # what a supervisor (make run, docker compose, Kubernetes) does
+
+        outage_statuses: Counter[int] = Counter()
+
+        async def postgres_outage() -> None:
+            await servers.stop_postgres()
+            ends = time.monotonic() + 5
+            while time.monotonic() < ends:  # the API is up but its database is not
+                answer = await ledger.call(client, "GET", "/api/integrations")
+                outage_statuses[answer[0] if answer else 0] += 1
+                await asyncio.sleep(0.25)
+            await servers.up()
+
+        faults: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            *((f"kill -9 {name}", lambda name=name: kill(name)) for name in SERVICES),  # type: ignore[misc]
+            ("restart kafka", servers.restart_kafka),
+            ("stop postgres 5 s", postgres_outage),
+        ]
+        recoveries: list[tuple[str, int, float, float]] = []
+        started = time.monotonic()
+        for label, inject in faults:
+            await asyncio.sleep(3)  # load flows between faults
+
+            async def crawling() -> int | None:
+                return await count_runs(stack.dsn, "RUNNING")
+
+            in_flight = await eventually(crawling, timeout=60)  # the fault hits runs mid-crawl
+            accepted_before = list(ledger.accepted)
+            await inject()
+            repaired = time.monotonic()
+            recovered = await recovery_s(client, ledger, repaired)
+            # Every run accepted before the fault ends, within the heartbeat timeout plus a margin.
+            recoveries.append((label, in_flight, recovered, await settle_s(stack.dsn, accepted_before, repaired)))
+
+        async def enough_runs() -> bool:
+            return len(ledger.accepted) >= RUNS_WANTED
+
+        await eventually(enough_runs, timeout=120)
+        stop.set()
+        await asyncio.gather(*background)
+        settled_at = time.monotonic()
+
+        ids = [uuid.UUID(r) for r in ledger.accepted]
+        try:
+            await settle_s(stack.dsn, ledger.accepted, settled_at)
+        except AssertionError:
+            pass  # counted as stuck below, with the details
+        settled_s = time.monotonic() - settled_at
+        found = await check_end_state(stack, ids)
+
+    report = [
+        f"fault campaign: {len(ids)} runs accepted over {settled_at - started:.0f}s on 30 integrations "
+        f"({ledger.cancels} cancel requests); outcomes {dict(found.by_status)}",
+        f"faults: {len(faults)} ({', '.join(label for label, _ in faults)})",
+        "per fault: runs crawling when it hit / repair -> a new run SUCCESS / repair -> all earlier runs ended:",
+        *(f"  {label}: {n} / {r:.1f}s / {t:.1f}s" for label, n, r, t in recoveries),
+        f"API answers: {dict(sorted(ledger.statuses.items()))}, unreachable while the api was down: "
+        f"{ledger.unreachable}; during the database outage: {dict(outage_statuses)}",
+        f"lost {found.lost}, duplicated transitions {len(found.duplicated)}, stuck {len(found.stuck)} (all "
+        f"terminal {settled_s:.1f}s after the load stopped), successful runs with missing assets "
+        f"{len(found.incomplete)}, rebuild == live: {found.rebuilt_equal}, server errors: {len(ledger.server_errors)}",
+    ]
+    print("\n" + "\n".join(report))
+    assert len(ids) >= RUNS_WANTED
+    assert found.lost == 0 and not found.stuck and not found.duplicated and not found.incomplete, found
+    assert found.rebuilt_equal
+    assert not ledger.server_errors, ledger.server_errors
+    assert outage_statuses[503] > 0 and set(outage_statuses) <= {503}, outage_statuses
+    assert found.by_status["SUCCESS"] > len(ids) / 2
+
+
+@dataclass
+class EndState:
+    by_status: Counter[str]
+    lost: int
+    stuck: list[dict[str, object]]
+    duplicated: list[dict[str, object]]
+    incomplete: list[dict[str, object]]
+    rebuilt_equal: bool
+
+
+# A transition applied twice shows as a second start or end, or as a gap in a run's sequence numbers.
+_DUPLICATED = """
+SELECT run_id, count(*) FILTER (WHERE type = 'run.started.v1') AS starts,
+       count(*) FILTER (WHERE type IN ('run.succeeded.v1', 'run.failed.v1', 'run.cancelled.v1')) AS ends,
+       max(seq) AS last_seq, count(*) AS events
+FROM run_events WHERE run_id = ANY($1::uuid[]) GROUP BY run_id
+HAVING count(*) FILTER (WHERE type = 'run.started.v1') > 1
+    OR count(*) FILTER (WHERE type IN ('run.succeeded.v1', 'run.failed.v1', 'run.cancelled.v1')) > 1
+    OR max(seq) <> count(*)
+"""
+# Every source is the unchanged shop catalog: a successful run that saw or stored fewer assets lost a batch.
+_INCOMPLETE = """
+SELECT r.id, i.external_id, r.assets_processed,
+       (SELECT count(*) FROM assets a WHERE a.integration_id = r.integration_id AND a.deleted_at IS NULL) AS live
+FROM runs r JOIN integrations i ON i.id = r.integration_id
+WHERE r.id = ANY($1::uuid[]) AND r.status = 'SUCCESS'
+"""
+
+
+async def check_end_state(stack: Stack, ids: list[uuid.UUID]) -> EndState:
+    db = await asyncpg.connect(stack.dsn)
+    try:
+        rows = await db.fetch("SELECT id, status, message FROM runs WHERE id = ANY($1::uuid[])", ids)
+        duplicated = [dict(r) for r in await db.fetch(_DUPLICATED, ids)]
+        successful = await db.fetch(_INCOMPLETE, ids)
+        incomplete = [dict(r) for r in successful if (r["assets_processed"], r["live"]) != (SHOP_ASSETS, SHOP_ASSETS)]
+        runs_before = await db.fetch("SELECT * FROM runs ORDER BY id")
+        assets_before = await db.fetch("SELECT * FROM assets ORDER BY integration_id, asset_key")
+        rebuild = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.manage", "rebuild", cwd=ROOT, env=stack.env, stdout=subprocess.DEVNULL
+        )
+        assert await rebuild.wait() == 0
+        runs_after = await db.fetch("SELECT * FROM runs ORDER BY id")
+        assets_after = await db.fetch("SELECT * FROM assets ORDER BY integration_id, asset_key")
+    finally:
+        await db.close()
+    return EndState(
+        by_status=Counter(r["status"] for r in rows),
+        lost=len(ids) - len(rows),
+        stuck=[dict(r) for r in rows if r["status"] not in TERMINAL],
+        duplicated=duplicated,
+        incomplete=incomplete,
+        rebuilt_equal=runs_after == runs_before and assets_after == assets_before,
+    )
+
+
+async def _healthy(client: Client) -> bool:
+    try:
+        return (await client.call("GET", "/health"))[0] == 200
+    except aiohttp.ClientError:
+        return False
