@@ -201,3 +201,16 @@ async def test_a_run_with_an_unacknowledged_asset_batch_fails_instead_of_succeed
     assert [e.type for e in outcomes] == ["run.failed.v1"]
     message = outcomes[0].payload.message
     assert "not acknowledged by Kafka" in message and "TimeoutError" in message
+
+
+async def test_claiming_again_as_the_same_instance_keeps_the_claim(runtime, pool, make_integration):
+    """A claim whose answer was lost is retried: the retry must not mistake its own claim for someone else's."""
+    from services.core.store import claims
+
+    integration = await make_integration()
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        assert await claims.claim(conn, run.run_id, "connector-a", now) == 1
+        assert await claims.claim(conn, run.run_id, "connector-a", now) == 1
+        assert await claims.claim(conn, run.run_id, "connector-b", now) is None

@@ -12,12 +12,14 @@ from datetime import datetime
 
 import asyncpg
 
-# A run can be claimed once, while it is QUEUED and not being cancelled. The attempt is part of the
-# fencing token every report carries; today every run has exactly one attempt (no restart elsewhere).
+# A run can be claimed once, while it is QUEUED and not being cancelled. Claiming again as the same
+# instance returns the same attempt: a retry after a lost answer must not disown a claim that committed.
+# The attempt is part of the fencing token every report carries; today every run has exactly one.
 _CLAIM = """
 INSERT INTO run_claims (run_id, connector_id, attempt, claimed_at)
 SELECT r.id, $2, 1, $3 FROM runs r WHERE r.id = $1 AND r.status = 'QUEUED' AND NOT r.cancel_requested
-ON CONFLICT (run_id) DO NOTHING
+ON CONFLICT (run_id) DO UPDATE SET claimed_at = run_claims.claimed_at
+    WHERE run_claims.connector_id = EXCLUDED.connector_id
 RETURNING attempt
 """
 
