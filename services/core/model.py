@@ -107,7 +107,10 @@ class Principal:
         return list(self.team_permissions)
 
     def can_view(self, owning_team_id: uuid.UUID | None) -> bool:
-        return self.org_owner or owning_team_id is None or owning_team_id in self.team_permissions
+        # An integration without an owning team belongs to the organization: only its owners see it.
+        if self.org_owner:
+            return True
+        return owning_team_id is not None and owning_team_id in self.team_permissions
 
     def can_edit(self, owning_team_id: uuid.UUID | None) -> bool:
         if self.org_owner:

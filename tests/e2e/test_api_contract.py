@@ -161,6 +161,31 @@ async def test_team_keys_see_and_edit_only_their_teams_integrations(client, shop
     await client.wait_for_run("alpha-e2e", {"SUCCESS", "FAILED"})
 
 
+async def test_integrations_without_an_owning_team_are_for_organization_owners_only(client, shop_dsn):
+    assert (await client.call("POST", "/api/teams", json={"externalId": "gamma", "name": "Gamma"}))[0] in (201, 409)
+    status, _, _ = await client.call("POST", "/api/integrations", json=postgres_integration(shop_dsn, "unowned-e2e"))
+    assert status == 201
+    grants = [{"teamExternalId": "gamma", "permissions": ["INGESTION_VIEW", "INGESTION_EDIT"]}]
+    status, team_key, _ = await client.call("POST", "/api/api-keys", json={"name": "gamma editor", "teams": grants})
+    assert status == 201
+    key = team_key["key"]
+
+    for method, path in [("GET", ""), ("GET", "/runs"), ("GET", "/runs/latest"), ("POST", "/run"),
+                         ("POST", "/cancel"), ("PATCH", ""), ("DELETE", "")]:  # fmt: skip
+        status, problem, _ = await client.call(method, f"/api/integrations/unowned-e2e{path}", json={}, key=key)
+        assert status == 404, (method, path, problem)
+    status, listed, _ = await client.call("GET", "/api/integrations", key=key)
+    assert status == 200 and "unowned-e2e" not in {i["externalId"] for i in listed}
+
+    status, listed, _ = await client.call("GET", "/api/integrations")
+    assert "unowned-e2e" in {i["externalId"] for i in listed}
+    assert (await client.call("GET", "/api/integrations/unowned-e2e"))[0] == 200
+    assert (await client.call("POST", "/api/integrations/unowned-e2e/run"))[0] == 202
+    status, runs, _ = await client.call("GET", "/api/integrations/unowned-e2e/runs")
+    assert status == 200 and len(runs) == 1
+    await client.wait_for_run("unowned-e2e", {"SUCCESS", "FAILED"})
+
+
 async def test_integration_list_pages_with_a_link_header_and_embeds_latest_run(client, shop_dsn):
     status, _, _ = await client.call("POST", "/api/teams", json={"externalId": "paging", "name": "Paging"})
     for i in range(52):

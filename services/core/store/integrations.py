@@ -18,7 +18,8 @@ SELECT i.id, i.external_id, i.name, i.source, i.enabled, i.owning_team_id, t.ext
 FROM integrations i LEFT JOIN teams t ON t.id = i.owning_team_id
 """
 
-_VISIBLE = "($1::boolean OR i.owning_team_id IS NULL OR i.owning_team_id = ANY($2::uuid[]))"
+# Mirrors Principal.can_view: organization owners see everything, team keys only their teams' integrations.
+_VISIBLE = "($1::boolean OR i.owning_team_id = ANY($2::uuid[]))"
 
 
 def integration_from_row(row: asyncpg.Record) -> Integration:
