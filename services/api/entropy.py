@@ -8,7 +8,7 @@ from aiohttp import web
 from yarl import URL
 
 from services.api.context import deps, principal
-from services.api.params import bool_param, choice_param, int_param, uuid_path
+from services.api.params import MAX_PAGE, bool_param, choice_param, int_param, text_param, uuid_path
 from services.api.render import iso
 from services.core import ingestion
 from services.core.errors import AlreadyRunning
@@ -53,10 +53,10 @@ def integration_json(integration: Integration, *, with_configuration: bool) -> d
 
 @routes.get("/api/integrations")
 async def list_integrations(request: web.Request) -> web.Response:
-    page = int_param(request, "p", 0, 0)
+    page = int_param(request, "p", 0, 0, MAX_PAGE)
     items, more = await deps(request).integrations.list(
         principal(request),
-        team_external_id=request.query.get("owningTeamExternalId") or None,
+        team_external_id=text_param(request, "owningTeamExternalId"),
         source=choice_param(request, "source", [s.value for s in Source]),
         enabled=bool_param(request, "enabled"),
         page=page,
@@ -90,7 +90,7 @@ async def list_runs(request: web.Request) -> web.Response:
     statuses = None
     if status is not None:
         statuses = [RunStatus.QUEUED, RunStatus.RUNNING] if status == "RUNNING" else [RunStatus(status)]
-    page = int_param(request, "p", 0, 0)
+    page = int_param(request, "p", 0, 0, MAX_PAGE)
     runs, more = await ingestion.list_runs(
         deps(request).runtime, principal(request), request.match_info["externalId"], statuses, limit, page
     )

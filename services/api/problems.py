@@ -33,12 +33,12 @@ def problem(status: int, detail: str, request: web.Request | None = None, **extr
 
 
 class BadRequest(Exception):
-    """Malformed request (query parameter, JSON syntax): 400 naming the offending field."""
+    """Malformed request (query parameter, path segment, JSON body): 400 naming the offending field(s)."""
 
-    def __init__(self, detail: str, field: str | None = None) -> None:
+    def __init__(self, detail: str, field: str | None = None, errors: list[tuple[str, str]] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.field = field
+        self.errors = errors if errors is not None else ([(field, detail)] if field else [])
 
 
 def validation_problem(error: ValidationError, request: web.Request, prefix: str = "") -> web.Response:
@@ -55,12 +55,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except BadRequest as error:
-        return problem(
-            400,
-            error.detail,
-            request,
-            **({"errors": [{"field": error.field, "message": error.detail}]} if error.field else {}),
-        )
+        extra = {"errors": [{"field": field, "message": message} for field, message in error.errors]}
+        return problem(400, error.detail, request, **(extra if error.errors else {}))
     except ValidationError as error:
         return validation_problem(error, request)
     except InvalidInput as error:
