@@ -9,9 +9,10 @@ from yarl import URL
 
 from services.api.context import deps, principal
 from services.api.params import MAX_PAGE, bool_param, choice_param, int_param, text_param, uuid_path
-from services.api.render import iso
+from services.api.render import iso, json_array_stream
 from services.core import ingestion
 from services.core.errors import AlreadyRunning
+from services.core.integrations import IntegrationFilter, IntegrationWithRun
 from services.core.model import Integration, Source
 from services.core.runs import RunState, RunStatus
 
@@ -52,21 +53,26 @@ def integration_json(integration: Integration, *, with_configuration: bool) -> d
 
 
 @routes.get("/api/integrations")
-async def list_integrations(request: web.Request) -> web.Response:
-    page = int_param(request, "p", 0, 0, MAX_PAGE)
-    items, more = await deps(request).integrations.list(
-        principal(request),
+async def list_integrations(request: web.Request) -> web.StreamResponse:
+    """Every visible integration, as the Entropy spec has it (its CLI resolves names from one listing);
+    `p` opts into pages of PAGE_SIZE with a `Link: rel="next"` header (our extension)."""
+    where = IntegrationFilter(
         team_external_id=text_param(request, "owningTeamExternalId"),
         source=choice_param(request, "source", [s.value for s in Source]),
         enabled=bool_param(request, "enabled"),
-        page=page,
-        page_size=PAGE_SIZE,
     )
-    body = [
-        integration_json(integration, with_configuration=False) | {"latestRun": run_json(run) if run else None}
-        for integration, run in items
-    ]
-    return web.json_response(body, headers=next_link(request, page, more))
+    service = deps(request).integrations
+    if "p" not in request.query:
+        batches = service.list_all(principal(request), where)
+        return await json_array_stream(request, ([list_item_json(item) for item in batch] async for batch in batches))
+    page = int_param(request, "p", 0, 0, MAX_PAGE)
+    items, more = await service.list(principal(request), where, page=page, page_size=PAGE_SIZE)
+    return web.json_response([list_item_json(item) for item in items], headers=next_link(request, page, more))
+
+
+def list_item_json(item: IntegrationWithRun) -> dict[str, Any]:
+    integration, run = item
+    return integration_json(integration, with_configuration=False) | {"latestRun": run_json(run) if run else None}
 
 
 def next_link(request: web.Request, page: int, more: bool) -> dict[str, str]:

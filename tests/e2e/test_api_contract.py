@@ -270,20 +270,35 @@ async def test_integrations_without_an_owning_team_are_for_organization_owners_o
     await client.wait_for_run("unowned-e2e", {"SUCCESS", "FAILED"})
 
 
-async def test_integration_list_pages_with_a_link_header_and_embeds_latest_run(client, shop_dsn):
+async def test_integration_list_returns_all_without_p_and_pages_with_it(client, shop_dsn):
     status, _, _ = await client.call("POST", "/api/teams", json={"externalId": "paging", "name": "Paging"})
     for i in range(52):
-        body = postgres_integration(shop_dsn, f"page-{i:03d}", owningTeamExternalId="paging")
+        body = postgres_integration(shop_dsn, f"page-{i:03d}", owningTeamExternalId="paging", enabled=i % 2 == 0)
         assert (await client.call("POST", "/api/integrations", json=body))[0] == 201
-    status, first, headers = await client.call("GET", "/api/integrations?owningTeamExternalId=paging")
-    assert status == 200 and len(first) == 50
-    assert 'rel="next"' in headers["Link"] and "p=1" in headers["Link"]
-    assert all("configuration" not in i and "latestRun" in i for i in first)
+    names = [f"page-{i:03d}" for i in range(52)]
+
+    # The Entropy specification has no paging here: every visible integration, in one (streamed) answer.
+    status, everything, headers = await client.call("GET", "/api/integrations?owningTeamExternalId=paging")
+    assert status == 200 and [i["externalId"] for i in everything] == names and "Link" not in headers
+    assert headers["Content-Type"].startswith("application/json")
+    assert all("configuration" not in i and "latestRun" in i for i in everything)
+    status, disabled, _ = await client.call("GET", "/api/integrations?owningTeamExternalId=paging&enabled=false")
+    assert [i["externalId"] for i in disabled] == names[1::2]
+
+    # `p` opts into pages of 50 with a Link header (our extension).
+    status, first, headers = await client.call("GET", "/api/integrations?owningTeamExternalId=paging&p=0")
+    assert status == 200 and [i["externalId"] for i in first] == names[:50]
+    assert 'rel="next"' in headers["Link"] and "p=1" in headers["Link"] and "owningTeamExternalId" in headers["Link"]
     status, second, headers = await client.call("GET", "/api/integrations?owningTeamExternalId=paging&p=1")
     assert [i["externalId"] for i in second] == ["page-050", "page-051"]
     assert "Link" not in headers
-    status, filtered, _ = await client.call("GET", "/api/integrations?owningTeamExternalId=paging&source=mysql")
-    assert filtered == []
+    status, page, _ = await client.call("GET", "/api/integrations?owningTeamExternalId=paging&enabled=true&p=0")
+    assert [i["externalId"] for i in page] == names[0::2]
+    for paging in ("", "&p=0"):
+        status, filtered, _ = await client.call(
+            "GET", f"/api/integrations?owningTeamExternalId=paging&source=mysql{paging}"
+        )
+        assert status == 200 and filtered == []
 
 
 async def test_credentials_are_never_returned_nor_stored_in_clear(client, shop_dsn, db):
