@@ -66,7 +66,7 @@ class Schedule(BaseModel):
     def _valid_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory ('America'), a too-long name
             raise ValueError(f"'{value}' is not an IANA time zone (e.g. 'Europe/Berlin')") from None
         return value
 

@@ -27,6 +27,8 @@ async def count_integrations(db) -> int:
         ({"configuration": {"host": "db", "port": 70000, "database": "x", "username": "u"}}, 422, "configuration.port"),
         ({"credentials": None}, 422, "credentials"),
         ({"schedule": {"cron": "sometimes"}}, 422, "schedule.cron"),
+        ({"schedule": {"cron": "0 3 * * *", "timezone": "America"}}, 422, "schedule.timezone"),  # a directory
+        ({"schedule": {"cron": "0 3 * * *", "timezone": "Europe" * 50}}, 422, "schedule.timezone"),  # too long a file
         ({"unknownField": 1}, 422, "unknownField"),
     ],
 )
@@ -243,6 +245,15 @@ async def test_team_keys_see_and_edit_only_their_teams_integrations(client, shop
     assert (await client.call("DELETE", f"/api/api-keys/{viewer['id']}"))[0] == 204
     assert (await client.call("GET", "/api/integrations", key=viewer["key"]))[0] == 403
     await client.wait_for_run("alpha-e2e", {"SUCCESS", "FAILED"})
+
+
+async def test_an_api_key_granting_one_team_twice_is_refused_naming_teams(client):
+    assert (await client.call("POST", "/api/teams", json={"externalId": "twice", "name": "Twice"}))[0] in (201, 409)
+    grants = [{"teamExternalId": "twice", "permissions": ["INGESTION_VIEW"]},
+              {"teamExternalId": "twice", "permissions": ["INGESTION_EDIT"]}]  # fmt: skip
+    status, problem, headers = await client.call("POST", "/api/api-keys", json={"name": "twice", "teams": grants})
+    assert status == 422 and headers["Content-Type"].startswith("application/problem+json"), problem
+    assert [e["field"] for e in problem["errors"]] == ["teams"] and "twice" in problem["detail"]
 
 
 async def test_integrations_without_an_owning_team_are_for_organization_owners_only(client, shop_dsn):
