@@ -54,8 +54,7 @@ def integration_json(integration: Integration, *, with_configuration: bool) -> d
 
 @routes.get("/api/integrations")
 async def list_integrations(request: web.Request) -> web.StreamResponse:
-    """Every visible integration, as the Entropy spec has it (its CLI resolves names from one listing);
-    `p` opts into pages of PAGE_SIZE with a `Link: rel="next"` header (our extension)."""
+    """Every visible integration, as the Entropy spec has it; with `p`, one page and a next Link (extension)."""
     where = IntegrationFilter(
         team_external_id=text_param(request, "owningTeamExternalId"),
         source=choice_param(request, "source", [s.value for s in Source]),
@@ -63,6 +62,7 @@ async def list_integrations(request: web.Request) -> web.StreamResponse:
     )
     service = deps(request).integrations
     if "p" not in request.query:
+        # The entropy-data CLI resolves a name from one unpaged listing: all of them, streamed in batches.
         batches = service.list_all(principal(request), where)
         return await json_array_stream(request, ([list_item_json(item) for item in batch] async for batch in batches))
     page = int_param(request, "p", 0, 0, MAX_PAGE)
@@ -76,7 +76,7 @@ def list_item_json(item: IntegrationWithRun) -> dict[str, Any]:
 
 
 def next_link(request: web.Request, page: int, more: bool) -> dict[str, str]:
-    """The spec's paging: a `Link: <...p=N+1>; rel="next"` header while more results exist."""
+    """Paging by `p` (our extension): a `Link: <...p=N+1>; rel="next"` header while more results exist."""
     if not more:
         return {}
     next_url: URL = request.url.update_query({"p": str(page + 1)})
