@@ -16,15 +16,14 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 import pytest
 
 from services.core.store.access import hash_key
 from shared.postgres import migrate
 from tests.conftest import MIGRATIONS
-from tests.e2e.conftest import ROOT, Stack, free_port
-from tests.support import eventually, recreate_database
+from tests.e2e.conftest import ROOT, Stack, free_port, wait_for_api
+from tests.support import recreate_database
 
 pytestmark = pytest.mark.e2e
 
@@ -53,17 +52,7 @@ async def fuzz_api(infrastructure: tuple[str, str], tmp_path_factory: pytest.Tem
     }
     stack = Stack(url=f"http://127.0.0.1:{port}", dsn=dsn, env=env, log_dir=tmp_path_factory.mktemp("fuzz-logs"))
     stack.start("api")  # the API only: no connector, no relay (see the module docstring)
-
-    async def healthy() -> bool:
-        if stack.processes["api"].poll() is not None:
-            raise RuntimeError("the api exited:\n" + stack.log("api"))
-        try:
-            async with aiohttp.ClientSession() as session, session.get(stack.url + "/health") as response:
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    await eventually(healthy, timeout=30)
+    await wait_for_api(stack)
     yield stack
     stack.stop("api")
 
