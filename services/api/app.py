@@ -13,6 +13,7 @@ from aiohttp import web
 from services.api import admin, entropy
 from services.api.auth import auth_middleware
 from services.api.context import DEPS, ApiDeps
+from services.api.params import path_text_middleware
 from services.api.problems import problem_middleware, request_context_middleware
 from services.api.settings import ApiSettings
 from services.core.access import AccessService
@@ -29,7 +30,8 @@ def create_app(settings: ApiSettings) -> web.Application:
     # Fail fast on a missing encryption key, before anything listens.
     cipher = CredentialCipher.from_settings(settings.credentials_key, settings.is_dev)
     app = web.Application(
-        middlewares=[request_context_middleware, problem_middleware, auth_middleware], client_max_size=4 * 1024 * 1024
+        middlewares=[request_context_middleware, problem_middleware, auth_middleware, path_text_middleware],
+        client_max_size=4 * 1024 * 1024,
     )
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

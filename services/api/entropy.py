@@ -8,10 +8,11 @@ from aiohttp import web
 from yarl import URL
 
 from services.api.context import deps, principal
-from services.api.params import bool_param, choice_param, int_param, uuid_path
-from services.api.render import iso
+from services.api.params import MAX_PAGE, bool_param, choice_param, int_param, text_param, uuid_path
+from services.api.render import iso, json_array_stream
 from services.core import ingestion
 from services.core.errors import AlreadyRunning
+from services.core.integrations import IntegrationFilter, IntegrationWithRun
 from services.core.model import Integration, Source
 from services.core.runs import RunState, RunStatus
 
@@ -53,25 +54,30 @@ def integration_json(integration: Integration, *, with_configuration: bool) -> d
 
 
 @routes.get("/api/integrations")
-async def list_integrations(request: web.Request) -> web.Response:
-    page = int_param(request, "p", 0, 0)
-    items, more = await deps(request).integrations.list(
-        principal(request),
-        team_external_id=request.query.get("owningTeamExternalId") or None,
+async def list_integrations(request: web.Request) -> web.StreamResponse:
+    """Every visible integration, as the Entropy spec has it; with `p`, one page and a next Link (extension)."""
+    where = IntegrationFilter(
+        team_external_id=text_param(request, "owningTeamExternalId"),
         source=choice_param(request, "source", [s.value for s in Source]),
         enabled=bool_param(request, "enabled"),
-        page=page,
-        page_size=PAGE_SIZE,
     )
-    body = [
-        integration_json(integration, with_configuration=False) | {"latestRun": run_json(run) if run else None}
-        for integration, run in items
-    ]
-    return web.json_response(body, headers=next_link(request, page, more))
+    service = deps(request).integrations
+    if "p" not in request.query:
+        # The entropy-data CLI resolves a name from one unpaged listing: all of them, streamed in batches.
+        batches = service.list_all(principal(request), where)
+        return await json_array_stream(request, ([list_item_json(item) for item in batch] async for batch in batches))
+    page = int_param(request, "p", 0, 0, MAX_PAGE)
+    items, more = await service.list(principal(request), where, page=page, page_size=PAGE_SIZE)
+    return web.json_response([list_item_json(item) for item in items], headers=next_link(request, page, more))
+
+
+def list_item_json(item: IntegrationWithRun) -> dict[str, Any]:
+    integration, run = item
+    return integration_json(integration, with_configuration=False) | {"latestRun": run_json(run) if run else None}
 
 
 def next_link(request: web.Request, page: int, more: bool) -> dict[str, str]:
-    """The spec's paging: a `Link: <...p=N+1>; rel="next"` header while more results exist."""
+    """Paging by `p` (our extension): a `Link: <...p=N+1>; rel="next"` header while more results exist."""
     if not more:
         return {}
     next_url: URL = request.url.update_query({"p": str(page + 1)})
@@ -91,7 +97,7 @@ async def list_runs(request: web.Request) -> web.Response:
     statuses = None
     if status is not None:
         statuses = [RunStatus.QUEUED, RunStatus.RUNNING] if status == "RUNNING" else [RunStatus(status)]
-    page = int_param(request, "p", 0, 0)
+    page = int_param(request, "p", 0, 0, MAX_PAGE)
     runs, more = await ingestion.list_runs(
         deps(request).runtime, principal(request), request.match_info["externalId"], statuses, limit, page
     )

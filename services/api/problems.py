@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
-import asyncpg
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
 from services.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, field_errors
+from shared.errors import is_retriable
 
 log = structlog.get_logger()
 
@@ -33,12 +33,12 @@ def problem(status: int, detail: str, request: web.Request | None = None, **extr
 
 
 class BadRequest(Exception):
-    """Malformed request (query parameter, JSON syntax): 400 naming the offending field."""
+    """Malformed request (query parameter, path segment, JSON body): 400 naming the offending field(s)."""
 
-    def __init__(self, detail: str, field: str | None = None) -> None:
+    def __init__(self, detail: str, field: str | None = None, errors: list[tuple[str, str]] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.field = field
+        self.errors = errors if errors is not None else ([(field, detail)] if field else [])
 
 
 def validation_problem(error: ValidationError, request: web.Request, prefix: str = "") -> web.Response:
@@ -54,37 +54,44 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except BadRequest as error:
-        return problem(
-            400,
-            error.detail,
-            request,
-            **({"errors": [{"field": error.field, "message": error.detail}]} if error.field else {}),
-        )
-    except ValidationError as error:
+    except Exception as error:
+        if request.writer is not None and request.writer.output_size > 0:
+            # Part of a streamed response went out: a problem cannot follow it. Re-raised, aiohttp drops
+            # the connection, and the client sees a truncated body instead of a complete-looking one.
+            log.exception("response_aborted")
+            raise
+        return error_response(error, request)
+
+
+def error_response(error: Exception, request: web.Request) -> web.Response:
+    """The problem response for an exception a handler raised."""
+    if isinstance(error, BadRequest):
+        extra = {"errors": [{"field": field, "message": message} for field, message in error.errors]}
+        return problem(400, error.detail, request, **(extra if error.errors else {}))
+    if isinstance(error, ValidationError):
         return validation_problem(error, request)
-    except InvalidInput as error:
-        extra = {"errors": [{"field": error.field, "message": error.detail}]} if error.field else {}
-        return problem(422, error.detail, request, **extra)
-    except NotFound as error:
-        return problem(404, error.detail, request)
-    except Forbidden as error:
-        return problem(403, error.detail, request)
-    except Conflict as error:
-        return problem(409, error.detail, request)
-    except DomainError as error:
+    for kind, status in _DOMAIN_STATUS:
+        if isinstance(error, kind):
+            field = error.field if isinstance(error, InvalidInput) else None
+            extra = {"errors": [{"field": field, "message": error.detail}]} if field else {}
+            return problem(status, error.detail, request, **extra)
+    if isinstance(error, DomainError):
         log.error("domain_error", error=error.detail)
         return problem(503 if error.retriable else 500, error.detail, request)
-    except web.HTTPException as error:
+    if isinstance(error, web.HTTPException):
         if error.status >= 400:
             return problem(error.status, error.text or error.reason, request)
-        raise
-    except (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError):
+        raise error
+    if is_retriable(error):  # the database is down or restarting (connection refused, admin shutdown, ...)
         log.exception("database_unavailable")
         return problem(503, "The database is unavailable; retry shortly.", request)
-    except Exception:  # a bug: log it with the request context, answer in the API's error format
-        log.exception("request_failed")
-        return problem(500, "Internal error; it was logged. Retry, and report it if it persists.", request)
+    # A bug: log it with the request context, answer in the API's error format.
+    log.exception("request_failed")
+    return problem(500, "Internal error; it was logged. Retry, and report it if it persists.", request)
+
+
+_DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [(InvalidInput, 422), (NotFound, 404), (Forbidden, 403),
+                                                        (Conflict, 409)]  # fmt: skip
 
 
 @web.middleware

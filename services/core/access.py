@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.core.ingestion import Runtime
@@ -37,6 +37,15 @@ class NewApiKey(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     org_owner: bool = Field(default=False, alias="organizationOwner")
     teams: list[TeamGrant] = Field(default_factory=list)
+
+    @field_validator("teams")
+    @classmethod
+    def _each_team_once(cls, teams: list[TeamGrant]) -> list[TeamGrant]:
+        names = [grant.team_external_id for grant in teams]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"grant each team once, with all its permissions; listed twice: {', '.join(twice)}")
+        return teams
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,9 @@ from services.core.sources import Resolver, SystemResolver, check_endpoints, spe
 from services.core.store import access as access_store
 from services.core.store import integrations as integration_store
 from services.core.store import run_reads
+from services.core.store.integrations import IntegrationFilter as IntegrationFilter  # re-exported for the API
+
+IntegrationWithRun = tuple[Integration, RunState | None]
 
 
 class IntegrationFields(BaseModel):
@@ -120,22 +124,30 @@ class IntegrationService:
             return await visible_integration(conn, principal, external_id)
 
     async def list(
-        self,
-        principal: Principal,
-        *,
-        team_external_id: str | None,
-        source: str | None,
-        enabled: bool | None,
-        page: int,
-        page_size: int,
-    ) -> tuple[list[tuple[Integration, RunState | None]], bool]:
+        self, principal: Principal, where: IntegrationFilter, *, page: int, page_size: int
+    ) -> tuple[list[IntegrationWithRun], bool]:
         """One page, and whether another page follows."""
         async with self._rt.pool.acquire() as conn:
             rows = await integration_store.list_visible(
-                conn, principal, team_external_id=team_external_id, source=source, enabled=enabled,
-                offset=page * page_size, limit=page_size + 1,
-            )  # fmt: skip
+                conn, principal, where, offset=page * page_size, limit=page_size + 1
+            )
         return rows[:page_size], len(rows) > page_size
+
+    async def list_all(
+        self, principal: Principal, where: IntegrationFilter, *, batch_size: int = 500
+    ) -> AsyncIterator[Sequence[IntegrationWithRun]]:
+        """Every visible integration, in batches of keyset-paged queries.
+
+        A connection is held per batch only, never while the caller writes a batch out to a slow client.
+        """
+        after: str | None = None
+        while True:
+            async with self._rt.pool.acquire() as conn:
+                batch = await integration_store.list_visible(conn, principal, where, after=after, limit=batch_size)
+            yield batch
+            if len(batch) < batch_size:
+                return
+            after = batch[-1][0].external_id
 
     async def _team_for(self, conn: asyncpg.Connection, principal: Principal, team_external_id: str | None) -> Any:
         if team_external_id is None:

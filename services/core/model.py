@@ -66,7 +66,7 @@ class Schedule(BaseModel):
     def _valid_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory ('America'), a too-long name
             raise ValueError(f"'{value}' is not an IANA time zone (e.g. 'Europe/Berlin')") from None
         return value
 
@@ -108,7 +108,10 @@ class Principal:
         return list(self.team_permissions)
 
     def can_view(self, owning_team_id: uuid.UUID | None) -> bool:
-        return self.org_owner or owning_team_id is None or owning_team_id in self.team_permissions
+        # An integration without an owning team belongs to the organization: only its owners see it.
+        if self.org_owner:
+            return True
+        return owning_team_id is not None and owning_team_id in self.team_permissions
 
     def can_edit(self, owning_team_id: uuid.UUID | None) -> bool:
         if self.org_owner:

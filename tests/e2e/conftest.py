@@ -84,17 +84,7 @@ async def stack(infrastructure: tuple[str, str], tmp_path_factory: pytest.TempPa
     stack = Stack(url=f"http://127.0.0.1:{port}", dsn=dsn, env=env, log_dir=tmp_path_factory.mktemp("e2e-logs"))
     for name in SERVICES:
         stack.start(name)
-
-    async def api_up() -> bool:
-        if stack.processes["api"].poll() is not None:
-            raise RuntimeError("the api exited:\n" + stack.log("api"))
-        try:
-            async with aiohttp.ClientSession() as session, session.get(stack.url + "/health") as response:
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    await eventually(api_up, timeout=30)
+    await wait_for_api(stack)
     yield stack
     for name in list(stack.processes):
         stack.stop(name)
@@ -167,3 +157,18 @@ def postgres_integration(dsn: str, external_id: str, **extra: Any) -> dict[str, 
                           "username": url.username, "sslmode": "disable"},
         "credentials": {"password": url.password},
     } | extra  # fmt: skip
+
+
+async def wait_for_api(stack: Stack) -> None:
+    """Until the stack's API process answers /health (failing at once, with its log, if it exited)."""
+
+    async def api_up() -> bool:
+        if stack.processes["api"].poll() is not None:
+            raise RuntimeError("the api exited:\n" + stack.log("api"))
+        try:
+            async with aiohttp.ClientSession() as session, session.get(stack.url + "/health") as response:
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    await eventually(api_up, timeout=30)

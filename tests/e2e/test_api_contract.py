@@ -27,6 +27,8 @@ async def count_integrations(db) -> int:
         ({"configuration": {"host": "db", "port": 70000, "database": "x", "username": "u"}}, 422, "configuration.port"),
         ({"credentials": None}, 422, "credentials"),
         ({"schedule": {"cron": "sometimes"}}, 422, "schedule.cron"),
+        ({"schedule": {"cron": "0 3 * * *", "timezone": "America"}}, 422, "schedule.timezone"),  # a directory
+        ({"schedule": {"cron": "0 3 * * *", "timezone": "Europe" * 50}}, 422, "schedule.timezone"),  # too long a file
         ({"unknownField": 1}, 422, "unknownField"),
     ],
 )
@@ -161,20 +163,69 @@ async def test_team_keys_see_and_edit_only_their_teams_integrations(client, shop
     await client.wait_for_run("alpha-e2e", {"SUCCESS", "FAILED"})
 
 
-async def test_integration_list_pages_with_a_link_header_and_embeds_latest_run(client, shop_dsn):
+async def test_an_api_key_granting_one_team_twice_is_refused_naming_teams(client):
+    assert (await client.call("POST", "/api/teams", json={"externalId": "twice", "name": "Twice"}))[0] in (201, 409)
+    grants = [{"teamExternalId": "twice", "permissions": ["INGESTION_VIEW"]},
+              {"teamExternalId": "twice", "permissions": ["INGESTION_EDIT"]}]  # fmt: skip
+    status, problem, headers = await client.call("POST", "/api/api-keys", json={"name": "twice", "teams": grants})
+    assert status == 422 and headers["Content-Type"].startswith("application/problem+json"), problem
+    assert [e["field"] for e in problem["errors"]] == ["teams"] and "twice" in problem["detail"]
+
+
+async def test_integrations_without_an_owning_team_are_for_organization_owners_only(client, shop_dsn):
+    assert (await client.call("POST", "/api/teams", json={"externalId": "gamma", "name": "Gamma"}))[0] in (201, 409)
+    status, _, _ = await client.call("POST", "/api/integrations", json=postgres_integration(shop_dsn, "unowned-e2e"))
+    assert status == 201
+    grants = [{"teamExternalId": "gamma", "permissions": ["INGESTION_VIEW", "INGESTION_EDIT"]}]
+    status, team_key, _ = await client.call("POST", "/api/api-keys", json={"name": "gamma editor", "teams": grants})
+    assert status == 201
+    key = team_key["key"]
+
+    for method, path in [("GET", ""), ("GET", "/runs"), ("GET", "/runs/latest"), ("POST", "/run"),
+                         ("POST", "/cancel"), ("PATCH", ""), ("DELETE", "")]:  # fmt: skip
+        status, problem, _ = await client.call(method, f"/api/integrations/unowned-e2e{path}", json={}, key=key)
+        assert status == 404, (method, path, problem)
+    status, listed, _ = await client.call("GET", "/api/integrations", key=key)
+    assert status == 200 and "unowned-e2e" not in {i["externalId"] for i in listed}
+
+    status, listed, _ = await client.call("GET", "/api/integrations")
+    assert "unowned-e2e" in {i["externalId"] for i in listed}
+    assert (await client.call("GET", "/api/integrations/unowned-e2e"))[0] == 200
+    assert (await client.call("POST", "/api/integrations/unowned-e2e/run"))[0] == 202
+    status, runs, _ = await client.call("GET", "/api/integrations/unowned-e2e/runs")
+    assert status == 200 and len(runs) == 1
+    await client.wait_for_run("unowned-e2e", {"SUCCESS", "FAILED"})
+
+
+async def test_integration_list_returns_all_without_p_and_pages_with_it(client, shop_dsn):
     status, _, _ = await client.call("POST", "/api/teams", json={"externalId": "paging", "name": "Paging"})
     for i in range(52):
-        body = postgres_integration(shop_dsn, f"page-{i:03d}", owningTeamExternalId="paging")
+        body = postgres_integration(shop_dsn, f"page-{i:03d}", owningTeamExternalId="paging", enabled=i % 2 == 0)
         assert (await client.call("POST", "/api/integrations", json=body))[0] == 201
-    status, first, headers = await client.call("GET", "/api/integrations?owningTeamExternalId=paging")
-    assert status == 200 and len(first) == 50
-    assert 'rel="next"' in headers["Link"] and "p=1" in headers["Link"]
-    assert all("configuration" not in i and "latestRun" in i for i in first)
+    names = [f"page-{i:03d}" for i in range(52)]
+
+    # The Entropy specification has no paging here: every visible integration, in one (streamed) answer.
+    status, everything, headers = await client.call("GET", "/api/integrations?owningTeamExternalId=paging")
+    assert status == 200 and [i["externalId"] for i in everything] == names and "Link" not in headers
+    assert headers["Content-Type"].startswith("application/json")
+    assert all("configuration" not in i and "latestRun" in i for i in everything)
+    status, disabled, _ = await client.call("GET", "/api/integrations?owningTeamExternalId=paging&enabled=false")
+    assert [i["externalId"] for i in disabled] == names[1::2]
+
+    # `p` opts into pages of 50 with a Link header (our extension).
+    status, first, headers = await client.call("GET", "/api/integrations?owningTeamExternalId=paging&p=0")
+    assert status == 200 and [i["externalId"] for i in first] == names[:50]
+    assert 'rel="next"' in headers["Link"] and "p=1" in headers["Link"] and "owningTeamExternalId" in headers["Link"]
     status, second, headers = await client.call("GET", "/api/integrations?owningTeamExternalId=paging&p=1")
     assert [i["externalId"] for i in second] == ["page-050", "page-051"]
     assert "Link" not in headers
-    status, filtered, _ = await client.call("GET", "/api/integrations?owningTeamExternalId=paging&source=mysql")
-    assert filtered == []
+    status, page, _ = await client.call("GET", "/api/integrations?owningTeamExternalId=paging&enabled=true&p=0")
+    assert [i["externalId"] for i in page] == names[0::2]
+    for paging in ("", "&p=0"):
+        status, filtered, _ = await client.call(
+            "GET", f"/api/integrations?owningTeamExternalId=paging&source=mysql{paging}"
+        )
+        assert status == 200 and filtered == []
 
 
 async def test_credentials_are_never_returned_nor_stored_in_clear(client, shop_dsn, db):

@@ -19,7 +19,8 @@ SELECT i.id, i.external_id, i.name, i.source, i.enabled, i.owning_team_id, t.ext
 FROM integrations i LEFT JOIN teams t ON t.id = i.owning_team_id
 """
 
-_VISIBLE = "($1::boolean OR i.owning_team_id IS NULL OR i.owning_team_id = ANY($2::uuid[]))"
+# Mirrors Principal.can_view: organization owners see everything, team keys only their teams' integrations.
+_VISIBLE = "($1::boolean OR i.owning_team_id = ANY($2::uuid[]))"
 
 
 def integration_from_row(row: asyncpg.Record) -> Integration:
@@ -45,17 +46,29 @@ async def get_by_external_id(conn: asyncpg.Connection, external_id: str) -> Inte
     return integration_from_row(row) if row else None
 
 
+@dataclass(frozen=True)
+class IntegrationFilter:
+    """What a listing narrows to; None matches everything."""
+
+    team_external_id: str | None = None
+    source: str | None = None
+    enabled: bool | None = None
+
+
 async def list_visible(
     conn: asyncpg.Connection,
     principal: Principal,
+    where: IntegrationFilter,
     *,
-    team_external_id: str | None,
-    source: str | None,
-    enabled: bool | None,
-    offset: int,
+    after: str | None = None,
+    offset: int = 0,
     limit: int,
 ) -> list[tuple[Integration, RunState | None]]:
-    """A page of visible integrations ordered by externalId, each with its most recent run."""
+    """Visible integrations ordered by externalId, each with its most recent run.
+
+    `after` pages by keyset (externalIds greater than it: every page is one index range scan),
+    `offset` by position (the Entropy dialect's page numbers).
+    """
     rows = await conn.fetch(
         f"""
         SELECT q.*, r.id AS run_id, r.integration_id AS run_integration_id, r.status, r.trigger, r.requested_at,
@@ -66,12 +79,14 @@ async def list_visible(
                 AND ($3::text IS NULL OR t.external_id = $3)
                 AND ($4::text IS NULL OR i.source = $4)
                 AND ($5::boolean IS NULL OR i.enabled = $5)
-              ORDER BY i.external_id OFFSET $6 LIMIT $7) q
+                AND ($6::text IS NULL OR i.external_id > $6)
+              ORDER BY i.external_id OFFSET $7 LIMIT $8) q
         LEFT JOIN LATERAL (SELECT * FROM runs WHERE runs.integration_id = q.id
                            ORDER BY requested_at DESC, id DESC LIMIT 1) r ON true
         ORDER BY q.external_id
         """,
-        principal.org_owner, principal.team_ids, team_external_id, source, enabled, offset, limit,
+        principal.org_owner, principal.team_ids, where.team_external_id, where.source, where.enabled,
+        after, offset, limit,
     )  # fmt: skip
     result: list[tuple[Integration, RunState | None]] = []
     for row in rows:
