@@ -16,7 +16,7 @@ async def run_relay_service(settings: CommonSettings) -> None:
     # A process of its own: rendering and sending large asset batches must not share an event loop
     # (or a core) with the projection that decides when a run is SUCCESS.
     pool = await create_pool(settings.database_url, max_size=3)
-    producer = make_producer(settings.kafka_bootstrap, client_id="outbox-relay")
+    producer = make_producer(settings, client_id="outbox-relay")
     try:
         await producer.start()
         log.info("relay_started")
