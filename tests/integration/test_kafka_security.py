@@ -11,10 +11,9 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from shared import topics
-from shared.events import Envelope, EventType
 from shared.kafka import ensure_topics, make_consumer, make_producer
 from shared.settings import KafkaSettings
-from tests.support import eventually
+from tests.kafka_support import marker_event, received
 
 pytestmark = pytest.mark.integration
 
@@ -42,20 +41,14 @@ def sasl_settings(bootstrap: str, user: str, password: str) -> KafkaSettings:
 async def test_admin_producer_and_consumer_work_through_sasl_with_our_settings(sasl_listener):
     settings = sasl_settings(*sasl_listener)
     await ensure_topics(settings)  # the admin client authenticates too
-    marker = Envelope(type=EventType.RUN_HEARTBEAT, integration_id=uuid.uuid4(), integration_external_id="sasl",
-                      run_id=uuid.uuid4(), payload={"connector_id": "sasl-test"}).to_bytes()  # fmt: skip
+    marker = marker_event("sasl")
     producer = make_producer(settings, client_id="sasl-test")
     consumer = make_consumer(settings, topics.RUN_EVENTS, group_id=f"sasl-{uuid.uuid4()}", client_id="sasl-test")
     await producer.start()
     await consumer.start()
     try:
         await producer.send_and_wait(topics.RUN_EVENTS, marker, key=b"sasl")
-
-        async def seen() -> bool:
-            batches = await consumer.getmany(timeout_ms=200)
-            return any(m.value == marker for ms in batches.values() for m in ms)
-
-        assert await eventually(seen, timeout=30)
+        assert await received(consumer, [marker]) == [marker]
     finally:
         await consumer.stop()
         await producer.stop()

@@ -11,16 +11,10 @@ from services.relay.outbox_relay import relay_once
 from services.relay.publisher import KafkaPublisher
 from shared import topics
 from shared.kafka import make_consumer, make_producer
+from tests.kafka_support import marker_event, received
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
-
-
-def marker_event() -> bytes:
-    from shared.events import Envelope, EventType
-
-    return Envelope(type=EventType.RUN_HEARTBEAT, integration_id=uuid.uuid4(), integration_external_id="marker",
-                    run_id=uuid.uuid4(), payload={"connector_id": "test"}).to_bytes()  # fmt: skip
 
 
 async def test_relay_publishes_then_deletes(pool, kafka_bootstrap):
@@ -37,11 +31,7 @@ async def test_relay_publishes_then_deletes(pool, kafka_bootstrap):
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM outbox WHERE value = $1", marker) == 0
 
-        async def seen() -> bool:
-            batches = await consumer.getmany(timeout_ms=200)
-            return any(m.value == marker for ms in batches.values() for m in ms)
-
-        assert await eventually(seen, timeout=20)
+        assert await received(consumer, [marker]) == [marker]
     finally:
         await consumer.stop()
         await publisher.reset()

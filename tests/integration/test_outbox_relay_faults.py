@@ -18,6 +18,7 @@ from services.core.store import outbox
 from services.relay.outbox_relay import BatchLimits, relay_once, run_relay
 from services.relay.publisher import KafkaPublisher
 from shared.kafka import make_admin, make_consumer, make_producer
+from tests.kafka_support import received
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -71,19 +72,6 @@ async def drain(pool: asyncpg.Pool, publisher: Any, limits: BatchLimits | None =
     while batch := await relay_once(pool, publisher, limits or BatchLimits()):
         settled.append(batch)
     return settled
-
-
-async def received(consumer: AIOKafkaConsumer, expected: list[bytes]) -> list[bytes]:
-    """The expected values in the order they arrived, once all arrived."""
-    seen: list[bytes] = []
-
-    async def all_arrived() -> bool:
-        batches = await consumer.getmany(timeout_ms=200)
-        seen.extend(m.value for ms in batches.values() for m in ms if m.value in expected)
-        return len(seen) >= len(expected)
-
-    await eventually(all_arrived, timeout=30)
-    return seen
 
 
 def marker(name: str) -> bytes:
