@@ -1,5 +1,5 @@
-"""Our settings reach a broker that requires SASL, the way a managed Kafka is reached (the test broker's
-SASL_PLAINTEXT listener, PLAIN users; `make test` opens it on TEST_KAFKA_PORT + 2)."""
+"""Kafka settings against the real broker: SASL the way a managed Kafka is reached (the test broker's
+SASL_PLAINTEXT listener, PLAIN users; `make test` opens it on TEST_KAFKA_PORT + 2), and the topic layout."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import os
 import uuid
 
 import pytest
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError
 
 from shared import topics
-from shared.kafka import ensure_topics, make_consumer, make_producer
+from shared.kafka import ensure_topics, make_admin, make_consumer, make_producer
 from shared.settings import KafkaSettings
 from tests.kafka_support import marker_event, received
 
@@ -64,3 +65,25 @@ async def test_a_wrong_password_fails_to_start_and_the_log_says_why_without_the_
             await producer.stop()
     assert "Invalid username or password" in caplog.text
     assert "not-the-password-0xdead" not in caplog.text
+
+
+async def test_migrate_creates_missing_topics_with_the_configured_layout(kafka_bootstrap, monkeypatch):
+    names = tuple(f"test.layout-{i}.{uuid.uuid4().hex[:8]}" for i in range(2))
+    monkeypatch.setattr(topics, "ALL_TOPICS", names)
+    settings = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, KAFKA_TOPIC_PARTITIONS=3,
+                             KAFKA_REPLICATION_FACTOR=1, KAFKA_MIN_INSYNC_REPLICAS=1,
+                             KAFKA_MAX_MESSAGE_BYTES=2 * 1024 * 1024)  # fmt: skip
+    assert sorted(await ensure_topics(settings)) == sorted(names)
+    assert await ensure_topics(settings) == []  # existing topics are left alone
+    admin = make_admin(kafka_bootstrap, client_id="test-layout")
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(names))
+        configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+        await admin.delete_topics(list(names))
+    finally:
+        await admin.close()
+    assert [len(t["partitions"]) for t in described] == [3, 3]
+    values = {name: value for response in configs for resource in response.resources
+              for name, value, *_ in resource[4]}  # fmt: skip
+    assert values["min.insync.replicas"] == "1" and values["max.message.bytes"] == str(2 * 1024 * 1024)
