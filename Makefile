@@ -17,8 +17,11 @@ export BOOTSTRAP_API_KEY ?= dev-admin-key
 TEST_PG_PORT ?= 15433
 TEST_KAFKA_PORT ?= 19092
 TEST_KAFKA_CONTROLLER_PORT ?= 19093
+# A SASL_PLAINTEXT listener of the test broker, so the suite connects the way a managed Kafka is reached.
+TEST_KAFKA_SASL_PORT ?= $(shell expr $(TEST_KAFKA_PORT) + 2)
 TEST_ENV := STATE_DIR=.local/test PG_PORT=$(TEST_PG_PORT) KAFKA_PORT=$(TEST_KAFKA_PORT) \
 	KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) \
+	KAFKA_SASL_PORT=$(TEST_KAFKA_SASL_PORT) KAFKA_SASL_USERS=sasl-test:sasl-test-secret \
 	DATABASE_URL=postgresql://postgres:ingest@127.0.0.1:$(TEST_PG_PORT)/ingestion_test \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(TEST_KAFKA_PORT) APP_ENV=test
 

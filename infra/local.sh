@@ -7,7 +7,9 @@
 #   infra/local.sh status  print what is running
 #
 # Environment: STATE_DIR (default .local/dev), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
-# PG_PORT (5433), PG_PASSWORD (ingest).
+# PG_PORT (5433), PG_PASSWORD (ingest). KAFKA_SASL_PORT (unset): also listen with SASL_PLAINTEXT there,
+# mechanism PLAIN, for the users in KAFKA_SASL_USERS ("user:password user2:password2"); the test suite
+# connects through it the way a managed Kafka is reached.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +17,8 @@ STATE_DIR=${STATE_DIR:-$ROOT/.local/dev}
 case "$STATE_DIR" in /*) ;; *) STATE_DIR=$ROOT/$STATE_DIR ;; esac
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_SASL_PORT=${KAFKA_SASL_PORT:-}
+KAFKA_SASL_USERS=${KAFKA_SASL_USERS:-}
 PG_PORT=${PG_PORT:-5433}
 PG_PASSWORD=${PG_PASSWORD:-ingest}
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
@@ -64,6 +68,17 @@ fetch_kafka() {
   touch "$KAFKA_LIBS/.complete"
 }
 
+sasl_properties() {  # the PLAIN users of the SASL listener, from KAFKA_SASL_USERS
+  local users="" pair
+  for pair in $KAFKA_SASL_USERS; do
+    users="$users user_${pair%%:*}=\"${pair#*:}\""
+  done
+  [ -n "$users" ] || die "KAFKA_SASL_PORT needs KAFKA_SASL_USERS (\"user:password ...\")"
+  printf 'sasl.enabled.mechanisms=PLAIN\n'
+  printf 'listener.name.sasl_plaintext.plain.sasl.jaas.config=%s%s;\n' \
+    'org.apache.kafka.common.security.plain.PlainLoginModule required' "$users"
+}
+
 kafka_running() { [ -f "$KAFKA_DIR/pid" ] && kill -0 "$(cat "$KAFKA_DIR/pid")" 2>/dev/null; }
 
 start_kafka() {
@@ -72,14 +87,20 @@ start_kafka() {
   if kafka_running; then log "kafka already running (pid $(cat "$KAFKA_DIR/pid"))"; return; fi
   port_free "$KAFKA_PORT" || die "port $KAFKA_PORT is taken by another process; set KAFKA_PORT"
   port_free "$KAFKA_CONTROLLER_PORT" || die "port $KAFKA_CONTROLLER_PORT is taken; set KAFKA_CONTROLLER_PORT"
+  local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT" sasl_config=""
+  if [ -n "$KAFKA_SASL_PORT" ]; then
+    port_free "$KAFKA_SASL_PORT" || die "port $KAFKA_SASL_PORT is taken; set KAFKA_SASL_PORT"
+    listeners="$listeners,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"
+    sasl_config=$(sasl_properties)
+  fi
   cat >"$KAFKA_DIR/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=$listeners,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$KAFKA_DIR/data
 num.partitions=6
@@ -91,6 +112,7 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 group.initial.rebalance.delay.ms=0
 message.max.bytes=8388608
+$sasl_config
 EOF
   local cp="$KAFKA_LIBS/*"
   local jvm=(java -Xms256m -Xmx768m -XX:+UseG1GC -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.properties" -cp "$cp")

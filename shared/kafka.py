@@ -1,53 +1,100 @@
-"""Kafka helpers: producer and consumer factories with our delivery settings, and topic creation."""
+"""Kafka helpers: the one place client options are built from settings, client factories, topic creation."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.codec import has_lz4
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from shared import topics
+from shared.settings import KafkaSettings
+
+# Settings, or a bare bootstrap string: a local PLAINTEXT broker with the default layout (tests, tools).
+KafkaTarget = KafkaSettings | str
 
 
-def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+def kafka_settings(kafka: KafkaTarget) -> KafkaSettings:
+    return KafkaSettings.model_construct(kafka_bootstrap=kafka) if isinstance(kafka, str) else kafka
+
+
+def client_kwargs(kafka: KafkaTarget) -> dict[str, Any]:
+    """Connection and security options every producer, consumer and admin client gets."""
+    kafka = kafka_settings(kafka)
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": kafka.kafka_bootstrap,
+        "security_protocol": kafka.kafka_security_protocol,
+    }
+    if kafka.kafka_uses_tls:
+        # No CA file: the system's trust store (managed services present publicly signed certificates).
+        kwargs["ssl_context"] = create_ssl_context(
+            cafile=kafka.kafka_ssl_cafile, certfile=kafka.kafka_ssl_certfile, keyfile=kafka.kafka_ssl_keyfile
+        )
+    if kafka.kafka_security_protocol.startswith("SASL_"):
+        assert kafka.kafka_sasl_password is not None  # checked by the settings
+        kwargs |= {
+            "sasl_mechanism": kafka.kafka_sasl_mechanism,
+            "sasl_plain_username": kafka.kafka_sasl_username,  # aiokafka's name for PLAIN and SCRAM alike
+            "sasl_plain_password": kafka.kafka_sasl_password.get_secret_value(),
+        }
+    return kwargs
+
+
+def make_producer(kafka: KafkaTarget, client_id: str) -> AIOKafkaProducer:
     # Idempotent producer with acks=all: a retried send neither duplicates nor reorders a partition.
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **client_kwargs(kafka),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
         linger_ms=2,
-        max_request_size=8 * 1024 * 1024,
+        max_request_size=kafka_settings(kafka).kafka_max_message_bytes,
         compression_type="lz4" if has_lz4() else None,
     )
 
 
 def make_consumer(
-    bootstrap: str, *topic_names: str, group_id: str | None, client_id: str, from_latest: bool = False
+    kafka: KafkaTarget, *topic_names: str, group_id: str | None, client_id: str, from_latest: bool = False
 ) -> AIOKafkaConsumer:
     # Offsets are committed by hand, only after the work for a message is durable.
     return AIOKafkaConsumer(
         *topic_names,
-        bootstrap_servers=bootstrap,
+        **client_kwargs(kafka),
         group_id=group_id,
         client_id=client_id,
         enable_auto_commit=False,
         auto_offset_reset="latest" if from_latest else "earliest",
         fetch_max_wait_ms=50,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=32 * 1024 * 1024,
+        max_partition_fetch_bytes=kafka_settings(kafka).kafka_max_message_bytes,
+        fetch_max_bytes=4 * kafka_settings(kafka).kafka_max_message_bytes,
         isolation_level="read_committed",
     )
 
 
-async def ensure_topics(bootstrap: str, partitions: int = topics.PARTITIONS) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="ensure-topics")
+def make_admin(kafka: KafkaTarget, client_id: str) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**client_kwargs(kafka), client_id=client_id)
+
+
+async def ensure_topics(kafka: KafkaTarget) -> list[str]:
+    """Create our topics that do not exist yet, laid out as the settings say. Returns the names created."""
+    layout = kafka_settings(kafka)
+    admin = make_admin(kafka, client_id="ensure-topics")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name=name, num_partitions=partitions, replication_factor=1)
+            NewTopic(
+                name=name,
+                num_partitions=layout.kafka_topic_partitions,
+                replication_factor=layout.kafka_replication_factor,
+                topic_configs={
+                    "min.insync.replicas": str(layout.kafka_min_insync_replicas),
+                    "max.message.bytes": str(layout.kafka_max_message_bytes),
+                },
+            )
             for name in topics.ALL_TOPICS
             if name not in existing
         ]
@@ -58,3 +105,4 @@ async def ensure_topics(bootstrap: str, partitions: int = topics.PARTITIONS) -> 
                 pass  # another process created it between list and create
     finally:
         await admin.close()
+    return [t.name for t in missing]

@@ -1,4 +1,4 @@
-"""structlog setup: JSON when not on a terminal, secrets redacted by a processor before rendering."""
+"""structlog setup for our loggers and every stdlib logger: JSON when not on a terminal, secrets redacted."""
 
 from __future__ import annotations
 
@@ -49,23 +49,37 @@ def redact_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> M
 
 
 def configure_logging(level: str = "INFO", fmt: str = "auto", service: str | None = None) -> None:
+    """Our loggers and every stdlib logger (aiokafka, asyncpg, aiohttp) through one chain, redaction included."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
-    processors: list[Any] = [
+    enrich: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    render: list[Any] = [
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
-        redact_processor,
+        redact_processor,  # last before rendering: nothing added after it escapes redaction
         renderer,
     ]
+    numeric_level = logging.getLevelName(level.upper())
     structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        processors=[*enrich, *render],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     if service:
         structlog.contextvars.bind_contextvars(service=service)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*enrich, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    # Libraries are chatty below WARNING; a stricter LOG_LEVEL applies to them too.
+    root.setLevel(max(logging.WARNING, numeric_level))

@@ -10,4 +10,10 @@ CONNECTOR_REPORTS = "ingest.connector-reports.v1"
 RUN_EVENTS = "ingest.run-events.v1"
 
 ALL_TOPICS: tuple[str, ...] = (RUN_REQUESTS, RUN_CANCELLATIONS, CONNECTOR_REPORTS, RUN_EVENTS)
+
+# Defaults of the topic layout `python -m services.manage migrate` creates (KAFKA_TOPIC_PARTITIONS,
+# KAFKA_REPLICATION_FACTOR, KAFKA_MIN_INSYNC_REPLICAS): right for one local broker; a production
+# cluster wants a replication factor of 3 and min.insync.replicas 2.
 PARTITIONS = 6
+REPLICATION_FACTOR = 1
+MIN_INSYNC_REPLICAS = 1

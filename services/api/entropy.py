@@ -46,6 +46,7 @@ def integration_json(integration: Integration, *, with_configuration: bool) -> d
         "enabled": integration.enabled,
         "assetOwnerTeamExternalId": integration.owning_team_external_id,
         "schedule": integration.schedule.model_dump(by_alias=True, exclude_none=True) if integration.schedule else None,
+        "scheduleError": integration.schedule_error,
     }
     if with_configuration:
         body["configuration"] = integration.configuration

@@ -22,13 +22,11 @@ CONSUMER_GROUP = "connector"
 async def run_connector(settings: ConnectorSettings) -> None:
     cipher = CredentialCipher.from_settings(settings.credentials_key, settings.is_dev)
     pool = await create_pool(settings.database_url, max_size=settings.max_concurrent_runs + 2)
-    producer = make_producer(settings.kafka_bootstrap, client_id=f"connector-{settings.connector_id}")
-    requests = make_consumer(
-        settings.kafka_bootstrap, group_id=CONSUMER_GROUP, client_id=f"connector-{settings.connector_id}"
-    )
+    producer = make_producer(settings, client_id=f"connector-{settings.connector_id}")
+    requests = make_consumer(settings, group_id=CONSUMER_GROUP, client_id=f"connector-{settings.connector_id}")
     # No group: every instance sees every cancellation, from the moment it starts.
     cancellations = make_consumer(
-        settings.kafka_bootstrap, topics.RUN_CANCELLATIONS, group_id=None,
+        settings, topics.RUN_CANCELLATIONS, group_id=None,
         client_id=f"connector-cancel-{settings.connector_id}", from_latest=True,
     )  # fmt: skip
     try:

@@ -23,6 +23,7 @@ from services.connector.executor import Phase, RunHandle
 from services.connector.offsets import OffsetTracker
 from shared import topics
 from shared.events import CancelRunCommand, StartRunCommand, parse_command
+from shared.process import Supervisor
 
 log = structlog.get_logger()
 
@@ -74,16 +75,15 @@ class ConnectorService:
 
     async def run(self) -> None:
         self._requests.subscribe([topics.RUN_REQUESTS], listener=_Rebalance(self))
-        listener = asyncio.create_task(self._listen_for_cancellations(), name="cancellations")
-        try:
-            while True:
-                if listener.done():  # a dead background task takes the process down, loudly
-                    listener.result()
-                await self._poll_once()
-        finally:
-            await self._drain()
-            listener.cancel()
-            await self.commit()
+        # A dead cancellation listener takes the process down, loudly; it stays alive while runs drain.
+        async with Supervisor() as supervisor:
+            supervisor.start("cancellations", self._listen_for_cancellations())
+            try:
+                while True:
+                    await self._poll_once()
+            finally:
+                await self._drain()
+                await self.commit()
 
     async def _poll_once(self) -> None:
         capacity = self._max_inflight - len(self._inflight)
@@ -151,24 +151,16 @@ class ConnectorService:
                  kept_running=sum(1 for r in self._inflight.values() if r.tp in revoked) - len(dropped))  # fmt: skip
 
     async def _listen_for_cancellations(self) -> None:
-        try:
-            async for message in self._cancellations:
-                try:
-                    command = parse_command(message.value or b"")
-                except ValidationError:
-                    log.error("cancellation_unreadable", offset=message.offset)
-                    continue
-                handle = self._handles.get(command.run_id)
-                if isinstance(command, CancelRunCommand) and handle is not None:
-                    log.info("run_cancel_received", run_id=str(command.run_id))
-                    handle.cancel(command.payload.requested_by)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("cancellation_listener_died")
-            raise
-        log.error("cancellation_listener_died", reason="the cancellations consumer stopped")
-        raise RuntimeError("the cancellations consumer stopped")
+        async for message in self._cancellations:
+            try:
+                command = parse_command(message.value or b"")
+            except ValidationError:
+                log.error("cancellation_unreadable", offset=message.offset)
+                continue
+            handle = self._handles.get(command.run_id)
+            if isinstance(command, CancelRunCommand) and handle is not None:
+                log.info("run_cancel_received", run_id=str(command.run_id))
+                handle.cancel(command.payload.requested_by)
 
     async def commit(self) -> None:
         offsets = self.tracker.to_commit()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from croniter import CroniterError, croniter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 EXTERNAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 EXTERNAL_ID_RULE = "1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -54,27 +54,67 @@ class Schedule(BaseModel):
     interval_seconds: int | None = Field(default=None, alias="intervalSeconds", ge=60, le=366 * 86400)
     timezone: str = "UTC"
 
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> Schedule:
+        """A schedule read back from the database: checked for shape only.
+
+        It was fully checked when written, but what the checks depend on can change since (tzdata, the
+        cron library); reading it must not fail, the scheduler reports the problem on the integration."""
+        return cls.model_validate(data, context={_STORED: True})
+
+    def next_fire_time(self, after: datetime) -> datetime:
+        """The first fire strictly after `after` (aware datetime); with cron and interval, the earlier wins.
+
+        Raises ValueError when the cron expression never matches or the time zone is unknown."""
+        candidates: list[datetime] = []
+        if self.cron:
+            local = after.astimezone(_zone(self.timezone))
+            try:
+                candidates.append(croniter(self.cron, local).get_next(datetime).astimezone(after.tzinfo))
+            except CroniterError:  # e.g. '0 0 31 2 *': no 31 February within croniter's search horizon
+                raise ValueError(
+                    f"'{self.cron}' never fires: no date matches its day-of-month, month and day-of-week fields"
+                ) from None
+        if self.interval_seconds:
+            candidates.append(after + timedelta(seconds=self.interval_seconds))
+        return min(candidates)
+
     @field_validator("cron")
     @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None and not croniter.is_valid(value):
+    def _valid_cron(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not _stored(info) and not croniter.is_valid(value):
             raise ValueError(f"'{value}' is not a valid cron expression (5 fields, e.g. '0 3 * * *')")
         return value
 
     @field_validator("timezone")
     @classmethod
-    def _valid_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory ('America'), a too-long name
-            raise ValueError(f"'{value}' is not an IANA time zone (e.g. 'Europe/Berlin')") from None
+    def _valid_timezone(cls, value: str, info: ValidationInfo) -> str:
+        if not _stored(info):
+            _zone(value)
         return value
 
     @model_validator(mode="after")
-    def _one_rule(self) -> Schedule:
+    def _fires(self, info: ValidationInfo) -> Schedule:
         if self.cron is None and self.interval_seconds is None:
             raise ValueError("a schedule needs 'cron' or 'intervalSeconds'")
+        if not _stored(info):
+            # Computing the next fire is the only complete check: a valid-looking cron can match no date.
+            self.next_fire_time(datetime.now(UTC))
         return self
+
+
+_STORED = "stored"
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get(_STORED))
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory ('America'), a too-long name
+        raise ValueError(f"'{name}' is not an IANA time zone (e.g. 'Europe/Berlin')") from None
 
 
 @dataclass(frozen=True)
@@ -92,6 +132,7 @@ class Integration:
     created_at: datetime
     updated_at: datetime
     fail_safe_threshold: float = 20.0
+    schedule_error: str | None = None  # why the scheduler cannot evaluate the schedule, if it cannot
 
 
 @dataclass(frozen=True)

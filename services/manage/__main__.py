@@ -18,8 +18,12 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "core" / "store" / "migration
 async def do_migrate(settings: CommonSettings) -> None:
     await ensure_database(settings.database_url)
     applied = await migrate(settings.database_url, MIGRATIONS)
-    await ensure_topics(settings.kafka_bootstrap)
-    print(f"schema up to date ({len(applied)} migration(s) applied now); topics ready")
+    created = await ensure_topics(settings)
+    print(
+        f"schema up to date ({len(applied)} migration(s) applied now); topics ready ({len(created)} created now: "
+        f"{settings.kafka_topic_partitions} partitions, replication factor {settings.kafka_replication_factor}, "
+        f"min.insync.replicas {settings.kafka_min_insync_replicas})"
+    )
 
 
 async def do_rebuild(settings: CommonSettings) -> None:

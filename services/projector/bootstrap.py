@@ -16,9 +16,7 @@ CONSUMER_GROUP = "projector"
 
 async def run_projector(settings: CommonSettings) -> None:
     pool = await create_pool(settings.database_url, max_size=4)
-    consumer = make_consumer(
-        settings.kafka_bootstrap, topics.CONNECTOR_REPORTS, group_id=CONSUMER_GROUP, client_id="projector"
-    )
+    consumer = make_consumer(settings, topics.CONNECTOR_REPORTS, group_id=CONSUMER_GROUP, client_id="projector")
     try:
         await consumer.start()
         log.info("projector_started")

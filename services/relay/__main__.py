@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from services.relay.bootstrap import run_relay_service
+from services.relay.settings import RelaySettings
 from shared.logging import configure_logging
 from shared.process import run_service
-from shared.settings import CommonSettings
 
 
 def main() -> None:
-    settings = CommonSettings()
+    settings = RelaySettings()
     configure_logging(settings.log_level, settings.log_format, service="relay")
     run_service(lambda: run_relay_service(settings))
 

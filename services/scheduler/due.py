@@ -2,55 +2,86 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+import asyncpg
 import structlog
 
 from services.core.errors import AlreadyRunning
 from services.core.ingestion import Runtime, claim_run
-from services.core.model import Schedule
 from services.core.store import integrations as integration_store
-from services.scheduler.schedule import next_fire_time
 
 log = structlog.get_logger()
+
+# A schedule that could not be evaluated is left alone this long: it must not be retried (and fail)
+# on every tick, nor sort first forever and crowd the good ones out of the batch.
+ERROR_RETRY = timedelta(minutes=1)
 
 # SKIP LOCKED: replicas split the due rows between them; a row is fired by exactly one of them.
 _DUE = """
 SELECT i.id, i.external_id, i.next_fire_at
 FROM integrations i
 WHERE i.enabled AND i.schedule IS NOT NULL AND (i.next_fire_at IS NULL OR i.next_fire_at <= $1)
+  AND (i.schedule_error_at IS NULL OR i.schedule_error_at <= $1 - $3::interval)
 ORDER BY i.next_fire_at NULLS FIRST
 LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
 
+# Losing the database is not a defect of the row at hand: the whole pass fails and is retried.
+_CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+
 
 async def fire_due(rt: Runtime, batch_size: int = 100) -> int:
-    """One due-check pass. Returns how many schedules fired (started a run or were skipped)."""
+    """One due-check pass. Returns how many schedules fired (started a run or were skipped).
+
+    A row that fails (its schedule cannot be evaluated, it cannot be read) is rolled back alone, its
+    error recorded on the integration, and the pass goes on with the next row."""
     now = rt.clock()
     fired = 0
     async with rt.pool.acquire() as conn, conn.transaction():
-        for row in await conn.fetch(_DUE, now, batch_size):
-            integration = await integration_store.get_by_external_id(conn, row["external_id"])
-            assert integration is not None and integration.schedule is not None
-            schedule: Schedule = integration.schedule
-            due_at = row["next_fire_at"]
-            if due_at is not None:
-                fired += 1
-                run_id = rt.new_id()
-                try:
-                    await claim_run(conn, integration, trigger="schedule", requested_by="scheduler", at=now,
-                                    run_id=run_id)  # fmt: skip
-                    outcome, recorded_run = "fired", run_id
-                except AlreadyRunning:
-                    outcome, recorded_run = "skipped_active", None
+        for row in await conn.fetch(_DUE, now, batch_size, ERROR_RETRY):
+            try:
+                async with conn.transaction():  # a savepoint: what this row wrote goes if it fails
+                    fired += await _fire_one(rt, conn, row["external_id"], row["next_fire_at"], now)
+            except _CONNECTION_ERRORS:
+                raise
+            except Exception as error:
+                # A schedule that cannot be evaluated is an expected condition; anything else gets a trace.
+                log.warning("schedule_not_evaluated", integration=row["external_id"], error=str(error),
+                            exc_info=not isinstance(error, ValueError))  # fmt: skip
                 await conn.execute(
-                    "INSERT INTO schedule_fires (integration_id, due_at, fired_at, outcome, run_id) "
-                    "VALUES ($1, $2, $3, $4, $5)",
-                    integration.id, due_at, now, outcome, recorded_run,
+                    "UPDATE integrations SET schedule_error = $2, schedule_error_at = $3 WHERE id = $1",
+                    row["id"], f"The schedule cannot be evaluated: {error}", now,
                 )  # fmt: skip
-                log.info("schedule_fired", integration=integration.external_id, outcome=outcome)
-            # Missed fires (scheduler down) collapse into one: the next fire is computed from now.
-            await conn.execute(
-                "UPDATE integrations SET next_fire_at = $2 WHERE id = $1", integration.id,
-                next_fire_time(schedule, now),
-            )  # fmt: skip
+    return fired
+
+
+async def _fire_one(rt: Runtime, conn: asyncpg.Connection, external_id: str, due_at: datetime | None,
+                    now: datetime) -> int:  # fmt: skip
+    integration = await integration_store.get_by_external_id(conn, external_id)
+    if integration is None or integration.schedule is None:
+        raise ValueError("the integration's schedule cannot be read")
+    # First the next fire: a schedule that cannot say when it fires next does not fire now either.
+    # Missed fires (scheduler down) collapse into one: the next fire is computed from now.
+    next_fire = integration.schedule.next_fire_time(now)
+    fired = 0
+    if due_at is not None:  # NULL: a new or edited schedule, not due before its first computed fire
+        fired = 1
+        run_id = rt.new_id()
+        try:
+            await claim_run(conn, integration, trigger="schedule", requested_by="scheduler", at=now, run_id=run_id)
+            outcome, recorded_run = "fired", run_id
+        except AlreadyRunning:
+            outcome, recorded_run = "skipped_active", None
+        await conn.execute(
+            "INSERT INTO schedule_fires (integration_id, due_at, fired_at, outcome, run_id) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            integration.id, due_at, now, outcome, recorded_run,
+        )  # fmt: skip
+        log.info("schedule_fired", integration=integration.external_id, outcome=outcome)
+    await conn.execute(
+        "UPDATE integrations SET next_fire_at = $2, schedule_error = NULL, schedule_error_at = NULL WHERE id = $1",
+        integration.id, next_fire,
+    )  # fmt: skip
     return fired

@@ -131,7 +131,7 @@ async def campaign(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tu
     dsn = f"postgresql://postgres:ingest@127.0.0.1:{pg_port}/ingestion_campaign"
     env = os.environ | {
         "STATE_DIR": str(state_dir), "PG_PORT": str(pg_port), "KAFKA_PORT": str(kafka_port),
-        "KAFKA_CONTROLLER_PORT": str(controller_port), "APP_ENV": "test", "DATABASE_URL": dsn,
+        "KAFKA_CONTROLLER_PORT": str(controller_port), "KAFKA_SASL_PORT": "", "APP_ENV": "test", "DATABASE_URL": dsn,
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}", "API_PORT": str(api_port),
         "BOOTSTRAP_API_KEY": "campaign-key", "HEARTBEAT_INTERVAL_SECONDS": "0.5",
         "HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_S), "QUEUED_TIMEOUT_SECONDS": "60",

@@ -9,43 +9,33 @@ import pytest
 
 from services.core.store import outbox
 from services.relay.outbox_relay import relay_once
+from services.relay.publisher import KafkaPublisher
 from shared import topics
 from shared.kafka import make_consumer, make_producer
+from tests.kafka_support import marker_event, received
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
-
-
-def marker_event() -> bytes:
-    from shared.events import HeartbeatPayload, RunHeartbeat
-
-    return RunHeartbeat(integration_id=uuid.uuid4(), integration_external_id="marker", run_id=uuid.uuid4(),
-                        payload=HeartbeatPayload(connector_id="test")).to_bytes()  # fmt: skip
 
 
 async def test_relay_publishes_then_deletes(pool, kafka_bootstrap):
     marker = marker_event()
     consumer = make_consumer(kafka_bootstrap, topics.RUN_EVENTS, group_id=f"test-{uuid.uuid4()}",
                              client_id="test", from_latest=False)  # fmt: skip
-    producer = make_producer(kafka_bootstrap, client_id="test-relay")
+    publisher = KafkaPublisher(lambda: make_producer(kafka_bootstrap, client_id="test-relay"))
     await consumer.start()
-    await producer.start()
     try:
         async with pool.acquire() as conn, conn.transaction():
             await outbox.enqueue(conn, [(topics.RUN_EVENTS, "k", marker)])
-        while await relay_once(pool, producer):
+        while await relay_once(pool, publisher):
             pass
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM outbox WHERE value = $1", marker) == 0
 
-        async def seen() -> bool:
-            batches = await consumer.getmany(timeout_ms=200)
-            return any(m.value == marker for ms in batches.values() for m in ms)
-
-        assert await eventually(seen, timeout=20)
+        assert await received(consumer, [marker]) == [marker]
     finally:
         await consumer.stop()
-        await producer.stop()
+        await publisher.reset()
 
 
 async def test_rolled_back_transactions_leave_nothing_to_publish(pool):
@@ -64,14 +54,13 @@ async def test_published_run_events_carry_the_documented_envelope(runtime, make_
     from tests.integration.conftest import OWNER
 
     consumer = make_consumer(kafka_bootstrap, topics.RUN_EVENTS, group_id=f"test-{uuid.uuid4()}", client_id="test")
-    producer = make_producer(kafka_bootstrap, client_id="test-relay")
+    publisher = KafkaPublisher(lambda: make_producer(kafka_bootstrap, client_id="test-relay"))
     await consumer.start()
-    await producer.start()
     try:
         integration = await make_integration()
         run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
         await ingestion.cancel_run(runtime, OWNER, integration.external_id)
-        while await relay_once(pool, producer):
+        while await relay_once(pool, publisher):
             pass
         received: list[RunLogEvent] = []
 
@@ -93,4 +82,4 @@ async def test_published_run_events_carry_the_documented_envelope(runtime, make_
         assert received[0].payload.model_dump() == {"trigger": "manual", "requested_by": "owner"}
     finally:
         await consumer.stop()
-        await producer.stop()
+        await publisher.reset()

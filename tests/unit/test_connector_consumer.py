@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 
 from services.connector.executor import Phase, RunHandle
@@ -198,3 +199,17 @@ async def test_shutdown_lets_running_runs_finish_and_leaves_unclaimed_requests_u
     executor.gate(running, "done").set()
     await asyncio.gather(task, return_exceptions=True)
     assert consumer.committed(TP0) == 1 and executor.started == [running]
+
+
+class DyingCancellations(Cancellations):
+    async def __anext__(self) -> Any:
+        raise ConnectionError("the cancellations consumer broke")
+
+
+async def test_a_dead_cancellation_listener_takes_the_connector_down():
+    from shared.process import BackgroundTaskDied
+
+    consumer = FakeConsumer((TP0, start(uuid.uuid4())))
+    connector = service(consumer, GatedExecutor(), cancels=DyingCancellations())
+    with pytest.raises(BackgroundTaskDied, match="cancellations"):
+        await asyncio.wait_for(connector.run(), timeout=5)

@@ -15,7 +15,7 @@ from services.core.store.runlog import state_from_row
 _SELECT = """
 SELECT i.id, i.external_id, i.name, i.source, i.enabled, i.owning_team_id, t.external_id AS team_external_id,
        i.configuration, i.schedule, i.credentials_enc IS NOT NULL AS has_credentials, i.created_at, i.updated_at,
-       i.fail_safe_threshold
+       i.fail_safe_threshold, i.schedule_error
 FROM integrations i LEFT JOIN teams t ON t.id = i.owning_team_id
 """
 
@@ -33,11 +33,12 @@ def integration_from_row(row: asyncpg.Record) -> Integration:
         owning_team_id=row["owning_team_id"],
         owning_team_external_id=row["team_external_id"],
         configuration=row["configuration"],
-        schedule=Schedule.model_validate(row["schedule"]) if row["schedule"] else None,
+        schedule=Schedule.from_stored(row["schedule"]) if row["schedule"] else None,
         has_credentials=row["has_credentials"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         fail_safe_threshold=row["fail_safe_threshold"],
+        schedule_error=row["schedule_error"],
     )
 
 

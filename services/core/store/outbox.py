@@ -48,13 +48,46 @@ FOR UPDATE OF o SKIP LOCKED
 """
 
 
-async def claim_batch(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def claim_batch(conn: asyncpg.Connection, max_rows: int, max_bytes: int) -> list[asyncpg.Record]:
     """Lock the oldest pending messages (call inside a transaction); other relays skip them.
 
-    `value` is NULL for an event whose integration was deleted since: there is nothing left to publish."""
-    rows: list[asyncpg.Record] = await conn.fetch(_CLAIM, limit)
+    Stops before the message that would take the batch past `max_bytes` (but takes at least one), so a
+    batch of large asset events stays within what the producer sends in one request. `value` is NULL
+    for an event whose integration was deleted since: there is nothing left to publish."""
+    rows: list[asyncpg.Record] = []
+    size = 0
+    cursor = await conn.cursor(_CLAIM, max_rows)
+    while len(rows) < max_rows:
+        # Small chunks: rows fetched past the budget were rendered for nothing (an asset event is MiBs).
+        chunk = await cursor.fetch(min(_CLAIM_CHUNK, max_rows - len(rows)))
+        for row in chunk:
+            size += message_size(row)
+            if rows and size > max_bytes:
+                return rows
+            rows.append(row)
+        if len(chunk) < _CLAIM_CHUNK:
+            break
     return rows
+
+
+_CLAIM_CHUNK = 8
+
+
+def message_size(row: asyncpg.Record) -> int:
+    return len(row["key"]) + len(row["value"] or b"")
 
 
 async def delete(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
     await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
+
+
+async def dead_letter(conn: asyncpg.Connection, failures: Sequence[tuple[int, int, str]]) -> None:
+    """Move (id, size in bytes, reason) messages that can never be published to outbox_dead_letters."""
+    await conn.executemany(
+        """
+        WITH moved AS (DELETE FROM outbox WHERE id = $1 RETURNING *)
+        INSERT INTO outbox_dead_letters (id, topic, key, value, run_event_position, size_bytes, reason, created_at)
+        SELECT id, topic, key, value, run_event_position, $2, $3, created_at FROM moved
+        """,
+        failures,
+    )

@@ -1,0 +1,89 @@
+"""Kafka settings against the real broker: SASL the way a managed Kafka is reached (the test broker's
+SASL_PLAINTEXT listener, PLAIN users; `make test` opens it on TEST_KAFKA_PORT + 2), and the topic layout."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+import pytest
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaConnectionError
+
+from shared import topics
+from shared.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from shared.settings import KafkaSettings
+from tests.kafka_support import marker_event, received
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sasl_listener() -> tuple[str, str, str]:
+    """(bootstrap, user, password) of the broker's SASL listener."""
+    port, users = os.environ.get("KAFKA_SASL_PORT"), os.environ.get("KAFKA_SASL_USERS", "")
+    if not port or ":" not in users:
+        pytest.skip("the broker has no SASL listener (KAFKA_SASL_PORT/KAFKA_SASL_USERS: `make test` sets them)")
+    user, password = users.split()[0].split(":", 1)
+    return f"127.0.0.1:{port}", user, password
+
+
+def sasl_settings(bootstrap: str, user: str, password: str) -> KafkaSettings:
+    return KafkaSettings(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        KAFKA_SASL_MECHANISM="PLAIN",
+        KAFKA_SASL_USERNAME=user,
+        KAFKA_SASL_PASSWORD=password,
+    )
+
+
+async def test_admin_producer_and_consumer_work_through_sasl_with_our_settings(sasl_listener):
+    settings = sasl_settings(*sasl_listener)
+    await ensure_topics(settings)  # the admin client authenticates too
+    marker = marker_event("sasl")
+    producer = make_producer(settings, client_id="sasl-test")
+    consumer = make_consumer(settings, topics.RUN_EVENTS, group_id=f"sasl-{uuid.uuid4()}", client_id="sasl-test")
+    await producer.start()
+    await consumer.start()
+    try:
+        await producer.send_and_wait(topics.RUN_EVENTS, marker, key=b"sasl")
+        assert await received(consumer, [marker]) == [marker]
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def test_a_wrong_password_fails_to_start_and_the_log_says_why_without_the_password(sasl_listener, caplog):
+    bootstrap, user, _ = sasl_listener
+    producer = make_producer(sasl_settings(bootstrap, user, "not-the-password-0xdead"), client_id="sasl-wrong")
+    with caplog.at_level(logging.WARNING), pytest.raises(KafkaConnectionError):
+        try:
+            await producer.start()
+        finally:
+            await producer.stop()
+    assert "Invalid username or password" in caplog.text
+    assert "not-the-password-0xdead" not in caplog.text
+
+
+async def test_migrate_creates_missing_topics_with_the_configured_layout(kafka_bootstrap, monkeypatch):
+    names = tuple(f"test.layout-{i}.{uuid.uuid4().hex[:8]}" for i in range(2))
+    monkeypatch.setattr(topics, "ALL_TOPICS", names)
+    settings = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, KAFKA_TOPIC_PARTITIONS=3,
+                             KAFKA_REPLICATION_FACTOR=1, KAFKA_MIN_INSYNC_REPLICAS=1,
+                             KAFKA_MAX_MESSAGE_BYTES=2 * 1024 * 1024)  # fmt: skip
+    assert sorted(await ensure_topics(settings)) == sorted(names)
+    assert await ensure_topics(settings) == []  # existing topics are left alone
+    admin = make_admin(kafka_bootstrap, client_id="test-layout")
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(names))
+        configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+        await admin.delete_topics(list(names))
+    finally:
+        await admin.close()
+    assert [len(t["partitions"]) for t in described] == [3, 3]
+    values = {name: value for response in configs for resource in response.resources
+              for name, value, *_ in resource[4]}  # fmt: skip
+    assert values["min.insync.replicas"] == "1" and values["max.message.bytes"] == str(2 * 1024 * 1024)
