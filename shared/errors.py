@@ -15,6 +15,8 @@ def is_retriable(error: BaseException) -> bool:
     """True for infrastructure trouble (retry later, nothing is wrong with the data), False for bad work."""
     if isinstance(error, OSError | TimeoutError | asyncpg.InterfaceError | KafkaConnectionError | KafkaTimeoutError):
         return True
+    if isinstance(error, asyncpg.exceptions.InternalClientError):
+        return True  # asyncpg's protocol state after the server killed the connection mid-operation (a restart)
     if isinstance(error, asyncpg.PostgresError):
         sqlstate = getattr(error, "sqlstate", None) or ""
         return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -106,3 +108,44 @@ async def ensure_topics(kafka: KafkaTarget) -> list[str]:
     finally:
         await admin.close()
     return [t.name for t in missing]
+
+
+class KafkaPublisher:
+    """An idempotent producer, replaced after every failure.
+
+    aiokafka does not rewind an idempotent producer's sequence numbers when the broker rejects a batch:
+    the next batch of that partition fails with OutOfOrderSequenceNumber and the producer is dead for
+    good. So a failed batch costs a new producer, never the relay."""
+
+    def __init__(self, make_producer: Callable[[], AIOKafkaProducer]) -> None:
+        self._make_producer = make_producer
+        self._producer: AIOKafkaProducer | None = None
+
+    async def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = self._make_producer()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await (await self._started()).send(topic, value, key=key)
+        return future
+
+    async def topic_exists(self, topic: str) -> bool:
+        client = (await self._started()).client
+        if client.cluster.partitions_for_topic(topic) is not None:
+            return True
+        # Not in the cached metadata: ask the cluster (producer.send would wait for a topic that does not
+        # exist for its whole request timeout, and then fail the same way as when the broker is down).
+        metadata = await client.fetch_all_metadata()
+        return topic in metadata.topics()
+
+    async def reset(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()

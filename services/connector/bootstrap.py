@@ -12,7 +12,7 @@ from services.connector.service import ConnectorService
 from services.connector.settings import ConnectorSettings
 from services.core.crypto import CredentialCipher
 from shared import topics
-from shared.kafka import make_consumer, make_producer
+from shared.kafka import KafkaPublisher, make_consumer, make_producer
 from shared.postgres import create_pool
 
 log = structlog.get_logger()
@@ -22,7 +22,8 @@ CONSUMER_GROUP = "connector"
 async def run_connector(settings: ConnectorSettings) -> None:
     cipher = CredentialCipher.from_settings(settings.credentials_key, settings.is_dev)
     pool = await create_pool(settings.database_url, max_size=settings.max_concurrent_runs + 2)
-    producer = make_producer(settings, client_id=f"connector-{settings.connector_id}")
+    # Started on first use and replaced after a failed delivery (see KafkaReporter).
+    publisher = KafkaPublisher(lambda: make_producer(settings, client_id=f"connector-{settings.connector_id}"))
     requests = make_consumer(settings, group_id=CONSUMER_GROUP, client_id=f"connector-{settings.connector_id}")
     # No group: every instance sees every cancellation, from the moment it starts.
     cancellations = make_consumer(
@@ -30,12 +31,11 @@ async def run_connector(settings: ConnectorSettings) -> None:
         client_id=f"connector-cancel-{settings.connector_id}", from_latest=True,
     )  # fmt: skip
     try:
-        await producer.start()
         await cancellations.start()
         await requests.start()
         executor = RunExecutor(
             pool,
-            KafkaReporter(producer),
+            KafkaReporter(publisher),
             cipher,
             ExecutorConfig(
                 connector_id=settings.connector_id,
@@ -43,6 +43,8 @@ async def run_connector(settings: ConnectorSettings) -> None:
                 progress_interval_s=settings.progress_interval_s,
                 allow_private_sources=settings.allow_private_sources,
                 run_timeout_s=settings.run_timeout_s,
+                # Half the broker's limit: the size check counts the payload, the batch adds framing.
+                max_event_bytes=settings.kafka_max_message_bytes // 2,
             ),
             clock=lambda: datetime.now(UTC),
         )
@@ -53,5 +55,5 @@ async def run_connector(settings: ConnectorSettings) -> None:
     finally:
         await requests.stop()
         await cancellations.stop()
-        await producer.stop()
+        await publisher.reset()
         await pool.close()

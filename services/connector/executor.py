@@ -47,7 +47,6 @@ from shared.logging import redact_text
 
 log = structlog.get_logger()
 
-MAX_EVENT_BYTES = 4 * 1024 * 1024  # well under the producer's and broker's 8 MiB message limit
 DELETED_KEYS_PER_EVENT = 20_000
 
 
@@ -82,6 +81,7 @@ class ExecutorConfig:
     progress_interval_s: float
     allow_private_sources: bool
     run_timeout_s: float = 3600.0
+    max_event_bytes: int = 4 * 1024 * 1024  # an asset batch larger than this is split (KAFKA_MAX_MESSAGE_BYTES / 2)
     resolver: Resolver = field(default_factory=SystemResolver)  # tests map names to 127.0.0.1
 
 
@@ -208,7 +208,7 @@ class RunExecutor:
         )
         event = AssetsChanged.model_construct(**self._about(run), payload=payload)
         encoded = event.to_bytes()
-        if len(upserted) > 1 and len(encoded) > MAX_EVENT_BYTES:
+        if len(upserted) > 1 and len(encoded) > self._config.max_event_bytes:
             half = len(upserted) // 2
             await self._send_assets(run, upserted[:half], deleted)
             await self._send_assets(run, upserted[half:], [])

@@ -19,10 +19,12 @@ from shared.events import ConnectorReport
 log = structlog.get_logger()
 
 
-class MessageSender(Protocol):
-    """What the reporter needs of a Kafka producer (aiokafka's `send` returns a delivery future)."""
+class Producer(Protocol):
+    """What the reporter needs of Kafka: shared.kafka.KafkaPublisher (a producer replaced on `reset`)."""
 
-    async def send(self, topic: str, value: bytes, key: bytes) -> Awaitable[Any]: ...
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]: ...
+
+    async def reset(self) -> None: ...
 
 
 class Reporter(Protocol):
@@ -34,15 +36,37 @@ class Reporter(Protocol):
 
 
 class KafkaReporter:
-    """Sends reports to CONNECTOR_REPORTS keyed by integration, so one integration's reports stay ordered."""
+    """Sends reports keyed by integration, so one integration's reports stay ordered.
 
-    def __init__(self, producer: MessageSender) -> None:
+    After a failed delivery the producer is replaced before the next send: aiokafka's idempotent producer
+    does not recover from a rejected batch (every later batch of that partition fails), and one run's
+    rejected report (e.g. too large for a managed cluster's topic) must not fail every later run."""
+
+    def __init__(self, producer: Producer, topic: str = topics.CONNECTOR_REPORTS) -> None:
         self._producer = producer
+        self._topic = topic
+        self._generation = 0  # which producer instance a delivery belongs to
+        self._broken = False
+        self._resetting = asyncio.Lock()
 
     async def send(self, report: ConnectorReport, encoded: bytes | None = None) -> Awaitable[Any]:
-        return await self._producer.send(
-            topics.CONNECTOR_REPORTS, encoded or report.to_bytes(), key=str(report.integration_id).encode()
+        if self._broken:
+            async with self._resetting:
+                if self._broken:
+                    log.warning("producer_replaced", reason="a delivery failed")
+                    self._generation += 1
+                    self._broken = False
+                    await self._producer.reset()
+        generation = self._generation
+        delivery = await self._producer.send(
+            self._topic, encoded or report.to_bytes(), key=str(report.integration_id).encode()
         )
+        delivery.add_done_callback(lambda done: self._note(done, generation))
+        return delivery
+
+    def _note(self, delivery: asyncio.Future[Any], generation: int) -> None:
+        if generation == self._generation and not delivery.cancelled() and delivery.exception() is not None:
+            self._broken = True
 
 
 class ReportsLost(Exception):

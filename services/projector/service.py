@@ -94,5 +94,5 @@ async def _mark_progress(pool: asyncpg.Pool, consumer: AIOKafkaConsumer) -> None
         return
     try:
         await pool.execute(_MARK, *map(list, zip(*rows, strict=True)))
-    except (asyncpg.PostgresError, OSError) as error:
-        log.warning("progress_mark_failed", error=str(error))
+    except Exception as error:  # best effort: a missed mark only delays reaping; it must never stop projection
+        log.warning("progress_mark_failed", error=f"{type(error).__name__}: {error}")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import structlog
 
 from services.relay.outbox_relay import run_relay
-from services.relay.publisher import KafkaPublisher
 from services.relay.settings import RelaySettings
-from shared.kafka import make_producer
+from shared.kafka import KafkaPublisher, make_producer
 from shared.postgres import create_pool
 
 log = structlog.get_logger()

@@ -8,22 +8,21 @@ outbox_dead_letters with the reason, so the rows behind it keep flowing. A failu
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import structlog
-from aiokafka.errors import KafkaError
 
 from services.core.store import outbox
 from services.relay.listener import listen_for_commits
 from services.relay.publisher import Publisher, is_permanent
+from shared.errors import is_retriable
 from shared.process import Supervisor
 
 log = structlog.get_logger()
-
-RETRIABLE = (KafkaError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -115,8 +114,9 @@ async def run_relay(
             wake.clear()
             try:
                 settled = await relay_once(pool, publisher, limits)
-            except RETRIABLE as error:
-                log.warning("outbox_relay_retry", error=str(error))
+            except Exception as error:  # the broker or the database is away; anything else is logged loudly
+                log.log(logging.WARNING if is_retriable(error) else logging.ERROR, "outbox_relay_retry",
+                        error=f"{type(error).__name__}: {error}")  # fmt: skip
                 await asyncio.sleep(1.0)
                 await _reset(publisher)
                 continue
@@ -131,5 +131,5 @@ async def run_relay(
 async def _reset(publisher: Publisher) -> None:
     try:
         await publisher.reset()
-    except RETRIABLE as error:  # stopping flushes what is pending, which can fail too; the next start is fresh
+    except Exception as error:  # stopping flushes what is pending, which can fail too; the next start is fresh
         log.warning("outbox_producer_reset_failed", error=str(error))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlparse
 
@@ -44,9 +46,10 @@ async def source(database: str) -> str:
     return await create_shop_database(database, "source_executor_it")
 
 
-def executor(pool, reporter, run_timeout_s: float = 60, connector_id: str = "test") -> RunExecutor:
+def executor(pool, reporter, run_timeout_s: float = 60, connector_id: str = "test", max_event_bytes: int = 4 << 20):
     config = ExecutorConfig(connector_id=connector_id, heartbeat_interval_s=0.05, progress_interval_s=0.0,
-                            allow_private_sources=True, run_timeout_s=run_timeout_s)  # fmt: skip
+                            allow_private_sources=True, run_timeout_s=run_timeout_s,
+                            max_event_bytes=max_event_bytes)  # fmt: skip
     return RunExecutor(pool, reporter, CredentialCipher.from_settings(None, True), config, lambda: datetime.now(UTC))
 
 
@@ -138,14 +141,11 @@ async def test_a_run_over_its_time_limit_fails_saying_so(runtime, pool, make_int
     assert "took longer than 0.5s" in reporter.log_events()[-1].payload.message
 
 
-async def test_asset_batches_too_large_for_one_message_are_split(runtime, pool, make_integration, source, monkeypatch):
-    import services.connector.executor as executor_module
-
-    monkeypatch.setattr(executor_module, "MAX_EVENT_BYTES", 2000)
+async def test_asset_batches_too_large_for_one_message_are_split(runtime, pool, make_integration, source):
     integration = await postgres_integration(make_integration, source)
     run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
     reporter = RecordingReporter()
-    await executor(pool, reporter).execute(RunHandle(run.run_id))
+    await executor(pool, reporter, max_event_bytes=2000).execute(RunHandle(run.run_id))
     batches = [e for e in reporter.events if isinstance(e, AssetsChanged)]
     assert len(batches) > 3
     assert all(len(e.to_bytes()) <= 2000 or len(e.payload.upserted) == 1 for e in batches)
@@ -173,6 +173,7 @@ class FlakyProducer:
         self.fail_batch = fail_batch
         self.sent: list[ConnectorReport] = []
         self._batches = 0
+        self.resets = 0
 
     async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
         report = parse_report(value)
@@ -186,17 +187,17 @@ class FlakyProducer:
         delivery.set_result(None)
         return delivery
 
+    async def reset(self) -> None:
+        self.resets += 1
+
 
 async def test_a_run_with_an_unacknowledged_asset_batch_fails_instead_of_succeeding(
-    runtime, pool, make_integration, source, monkeypatch
+    runtime, pool, make_integration, source
 ):
-    import services.connector.executor as executor_module
-
-    monkeypatch.setattr(executor_module, "MAX_EVENT_BYTES", 2000)  # several batches
     integration = await postgres_integration(make_integration, source)
     run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
     producer = FlakyProducer(fail_batch=2)
-    await executor(pool, KafkaReporter(producer)).execute(RunHandle(run.run_id))
+    await executor(pool, KafkaReporter(producer), max_event_bytes=2000).execute(RunHandle(run.run_id))
     outcomes = [e for e in producer.sent if e.type in ("run.succeeded.v1", "run.failed.v1")]
     assert [e.type for e in outcomes] == ["run.failed.v1"]
     message = outcomes[0].payload.message
@@ -214,3 +215,33 @@ async def test_claiming_again_as_the_same_instance_keeps_the_claim(runtime, pool
         assert await claims.claim(conn, run.run_id, "connector-a", now) == 1
         assert await claims.claim(conn, run.run_id, "connector-a", now) == 1
         assert await claims.claim(conn, run.run_id, "connector-b", now) is None
+
+
+async def test_a_report_the_broker_rejects_does_not_break_reporting_for_later_runs(kafka_bootstrap):
+    """aiokafka's idempotent producer stays broken after a rejected batch; the reporter replaces it."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from shared.events import HeartbeatPayload, RunOwner
+    from shared.kafka import KafkaPublisher, make_producer
+
+    topic = f"test-small-{uuid.uuid4().hex[:8]}"  # a managed cluster's topic with a small message limit
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": "4096"})])
+    finally:
+        await admin.close()
+    publisher = KafkaPublisher(lambda: make_producer(kafka_bootstrap, client_id="test-reporter"))
+    reporter = KafkaReporter(publisher, topic=topic)
+    about = {"integration_id": uuid.uuid4(), "integration_external_id": "x", "run_id": uuid.uuid4(),
+             "owner": RunOwner(connector_id="c", attempt=1)}  # fmt: skip
+    huge = RunHeartbeat(**about, payload=HeartbeatPayload(connector_id=secrets.token_hex(20_000)))  # incompressible
+    small = RunHeartbeat(**about, payload=HeartbeatPayload(connector_id="c"))
+    try:
+        await asyncio.wait_for(await reporter.send(small), timeout=30)  # the partition has a sequence now
+        with pytest.raises(Exception, match=r"TooLarge"):
+            await (await reporter.send(huge))
+        for _ in range(3):  # later runs on the same partition still get through
+            await asyncio.wait_for(await reporter.send(small), timeout=30)
+    finally:
+        await publisher.reset()

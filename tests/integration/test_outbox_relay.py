@@ -9,9 +9,8 @@ import pytest
 
 from services.core.store import outbox
 from services.relay.outbox_relay import relay_once
-from services.relay.publisher import KafkaPublisher
 from shared import topics
-from shared.kafka import make_consumer, make_producer
+from shared.kafka import KafkaPublisher, make_consumer, make_producer
 from tests.kafka_support import marker_event, received
 from tests.support import eventually
 

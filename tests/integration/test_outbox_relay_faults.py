@@ -16,8 +16,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, RequestTimedOutErr
 
 from services.core.store import outbox
 from services.relay.outbox_relay import BatchLimits, relay_once, run_relay
-from services.relay.publisher import KafkaPublisher
-from shared.kafka import make_admin, make_consumer, make_producer
+from shared.kafka import KafkaPublisher, make_admin, make_consumer, make_producer
 from tests.kafka_support import received
 from tests.support import eventually
 

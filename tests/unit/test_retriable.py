@@ -18,6 +18,7 @@ from shared.errors import is_retriable
         asyncpg.exceptions.SerializationError("could not serialize access"),
         asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
         asyncpg.exceptions.TooManyConnectionsError("too many clients"),
+        asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
         KafkaConnectionError(),
         RequestTimedOutError(),
     ],
