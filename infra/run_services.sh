@@ -24,8 +24,9 @@ stop_services() {
   for s in "${SERVICES[@]}"; do
     if alive "$s"; then kill -TERM "$(cat "$RUN_DIR/$s.pid")" 2>/dev/null || true; fi
   done
+  # Up to 30 s: longer than the connector's drain (CONNECTOR_SHUTDOWN_GRACE_SECONDS, 10 s by default).
   for s in "${SERVICES[@]}"; do
-    for _ in $(seq 1 50); do alive "$s" || break; sleep 0.2; done
+    for _ in $(seq 1 150); do alive "$s" || break; sleep 0.2; done
     if alive "$s"; then kill -KILL "$(cat "$RUN_DIR/$s.pid")" 2>/dev/null || true; fi
     rm -f "$RUN_DIR/$s.pid"
   done

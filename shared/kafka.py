@@ -120,17 +120,23 @@ class KafkaPublisher:
     def __init__(self, make_producer: Callable[[], AIOKafkaProducer]) -> None:
         self._make_producer = make_producer
         self._producer: AIOKafkaProducer | None = None
+        # One producer at a time: concurrent first sends must not each start one, and no send may go out
+        # on a new producer while the old one still flushes (one partition's order spans the switch).
+        self._lock = asyncio.Lock()
 
     async def _started(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            producer = self._make_producer()
-            try:
-                await producer.start()
-            except BaseException:
-                await producer.stop()
-                raise
-            self._producer = producer
-        return self._producer
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is None:
+                producer = self._make_producer()
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
 
     async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = await (await self._started()).send(topic, value, key=key)
@@ -146,6 +152,9 @@ class KafkaPublisher:
         return topic in metadata.topics()
 
     async def reset(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await producer.stop()
+        async with self._lock:
+            if self._producer is not None:
+                try:
+                    await self._producer.stop()  # flushes (or fails) what is pending before anything new goes out
+                finally:
+                    self._producer = None

@@ -125,6 +125,12 @@ class RunExecutor:
         run = _Run(ctx, RunOwner(connector_id=connector_id, attempt=attempt), RunLedger(self._reporter))
         await run.ledger.send(RunStarted(**self._about(run), payload=StartedPayload(connector_id=connector_id,
                                                                                     attempt=attempt)))  # fmt: skip
+        try:
+            await run.ledger.confirm()  # no crawl (and no slot held for an hour) for a start nobody will see
+        except ReportsLost as lost:
+            # The run stays claimed and silent: the reaper ends it after HEARTBEAT_TIMEOUT_SECONDS.
+            log.error("run_start_not_acknowledged", error=str(lost))
+            return
         log.info("run_started", attempt=attempt)
         heartbeat = asyncio.create_task(self._heartbeats(run))
         try:
@@ -149,6 +155,7 @@ class RunExecutor:
             await self._finish(run, RunFailed, f"Internal connector error: {detail}")
         finally:
             heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
             structlog.contextvars.unbind_contextvars("run_id", "integration")
 
     async def _crawl_within_limit(self, run: _Run) -> None:
@@ -206,10 +213,15 @@ class RunExecutor:
         payload = AssetsChangedPayload.model_construct(upserted=upserted, deleted=deleted)
         event = AssetsChanged.model_construct(**self._about(run), payload=payload)
         encoded = event.model_dump_json(warnings=False).encode()
-        if len(upserted) > 1 and len(encoded) > self._config.max_event_bytes:
+        if len(encoded) > self._config.max_event_bytes and len(upserted) > 1:
             half = len(upserted) // 2
             await self._send_assets(run, upserted[:half], deleted)
             await self._send_assets(run, upserted[half:], [])
+            return
+        if len(encoded) > self._config.max_event_bytes and len(deleted) > 1:
+            half = len(deleted) // 2
+            await self._send_assets(run, upserted, deleted[:half])
+            await self._send_assets(run, [], deleted[half:])
             return
         await run.ledger.send(event, encoded)
 

@@ -70,7 +70,8 @@ class ConnectorService:
         self._grace_s = shutdown_grace_s
         self.tracker = OffsetTracker()
         self._inflight: dict[asyncio.Task[None], _Request] = {}
-        self._handles: dict[uuid.UUID, RunHandle] = {}
+        # Every handle per run: a request redelivered after a rebalance gets a second one while the first runs.
+        self._handles: dict[uuid.UUID, list[RunHandle]] = {}
         self._tails: dict[bytes, asyncio.Task[None]] = {}  # last task per integration key: keeps order
 
     async def run(self) -> None:
@@ -115,12 +116,14 @@ class ConnectorService:
         handle.task = task
         request = _Request(tp, offset, generation, handle)
         self._inflight[task] = request
-        self._handles[command.run_id] = handle
+        self._handles.setdefault(command.run_id, []).append(handle)
         self._tails[key] = task
 
         def done(t: asyncio.Task[None]) -> None:
             del self._inflight[t]
-            if self._handles.get(command.run_id) is handle:
+            handles = self._handles[command.run_id]
+            handles.remove(handle)
+            if not handles:
                 del self._handles[command.run_id]
             if self._tails.get(key) is t:
                 del self._tails[key]
@@ -157,10 +160,10 @@ class ConnectorService:
             except ValidationError:
                 log.error("cancellation_unreadable", offset=message.offset)
                 continue
-            handle = self._handles.get(command.run_id)
-            if isinstance(command, CancelRunCommand) and handle is not None:
+            if isinstance(command, CancelRunCommand) and command.run_id in self._handles:
                 log.info("run_cancel_received", run_id=str(command.run_id))
-                handle.cancel(command.payload.requested_by)
+                for handle in self._handles[command.run_id]:
+                    handle.cancel(command.payload.requested_by)
 
     async def commit(self) -> None:
         offsets = self.tracker.to_commit()

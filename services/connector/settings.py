@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 
 from pydantic import Field
 
@@ -12,7 +13,11 @@ from shared.settings import CommonSettings
 
 
 class ConnectorSettings(CommonSettings):
-    connector_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", alias="CONNECTOR_ID")
+    # Unique per process, across restarts too (a container restarts with the same hostname and pid 1): a
+    # restarted connector must never pass for the one whose claims and reports are still in flight.
+    connector_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}", alias="CONNECTOR_ID"
+    )
     credentials_key: str | None = Field(default=None, alias="CREDENTIALS_KEY")
     allow_private_sources: bool = Field(default_factory=private_sources_default, alias="ALLOW_PRIVATE_SOURCES")
     heartbeat_interval_s: float = Field(default=2.0, alias="HEARTBEAT_INTERVAL_SECONDS", gt=0)

@@ -97,6 +97,7 @@ class IntegrationService:
                 values["fail_safe_threshold"] = changes.fail_safe_threshold
             if "schedule" in sent:
                 values["schedule"] = _schedule_json(changes.schedule)
+                values["schedule_error"] = values["schedule_error_at"] = None  # evaluated afresh
                 values["next_fire_at"] = None  # the scheduler recomputes it from the new rule
             if "owning_team_external_id" in sent:
                 values["owning_team_id"] = await self._team_for(conn, principal, changes.owning_team_external_id)

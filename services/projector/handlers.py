@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 
 from services.core.runs import AbortRun, decide
 from services.core.store import runlog
-from services.core.store.dead_letters import DeadLetter, record_dead_letters
+from services.core.store.dead_letters import DeadLetter, record_dead_letters, storable
 from shared.errors import is_retriable
 from shared.events import ConnectorReport, RunHeartbeat, RunLogEvent, RunOwner, parse_report
 
@@ -93,10 +94,22 @@ async def apply_batch(conn: asyncpg.Connection, batch: Batch, now: datetime) -> 
             for event, why in result.ignored:
                 log.info("event_ignored", run_id=str(run_id), type=event.type, reason=why)
         if dead:
-            outcome.dead_lettered = await record_dead_letters(conn, dead)
+            outcome.dead_lettered = await _isolated(conn, "dead_letters_not_recorded", record_dead_letters(conn, dead))
             await _abort_runs_of(conn, dead, now)
-        outcome.heartbeats = await _record_heartbeats(conn, batch.heartbeats)
+        outcome.heartbeats = await _isolated(conn, "heartbeats_dropped", _record_heartbeats(conn, batch.heartbeats))
     return outcome
+
+
+async def _isolated(conn: asyncpg.Connection, failure: str, write: Coroutine[Any, Any, int]) -> int:
+    """Run `write` in a savepoint: if the database refuses its data, log that and keep the batch."""
+    try:
+        async with conn.transaction():
+            return await write
+    except Exception as error:
+        if is_retriable(error):
+            raise
+        log.error(failure, error=f"{type(error).__name__}: {error}")
+        return 0
 
 
 _HEARTBEAT = """
@@ -124,15 +137,20 @@ async def _abort_runs_of(conn: asyncpg.Connection, dead: list[DeadLetter], now: 
         if letter.run_id is not None:
             reasons.setdefault(letter.run_id, letter.reason)
     for run_id, reason in reasons.items():
-        state = await runlog.load_state(conn, run_id, lock=True)
         message = (
             f"A report of this run was rejected ({reason}); it is kept in report_dead_letters. "
             "The connector may be a different version than the control plane; trigger the run again."
         )
-        events = decide(state, AbortRun(reason=message, at=now))
-        if events:
-            await runlog.append(conn, run_id, events)
+        if await _isolated(conn, "run_not_aborted", _abort(conn, run_id, message, now)):
             log.error("run_aborted_by_dead_letter", run_id=str(run_id), reason=reason)
+
+
+async def _abort(conn: asyncpg.Connection, run_id: uuid.UUID, message: str, now: datetime) -> int:
+    state = await runlog.load_state(conn, run_id, lock=True)
+    events = decide(state, AbortRun(reason=message, at=now))
+    if events:
+        await runlog.append(conn, run_id, events)
+    return len(events)
 
 
 def _dead(message: Received, reason: str, event: RunLogEvent | None = None) -> DeadLetter:
@@ -140,7 +158,7 @@ def _dead(message: Received, reason: str, event: RunLogEvent | None = None) -> D
         "run_id": event.run_id, "integration_id": event.integration_id, "event_id": event.event_id, "type": event.type
     }  # fmt: skip
     return DeadLetter(topic=message.topic, partition=message.partition, offset=message.offset,
-                      reason=reason[:2000], value=message.value, **ids)  # fmt: skip
+                      reason=storable(reason[:2000]), value=message.value, **ids)  # fmt: skip
 
 
 def _identify(value: bytes | None) -> dict[str, Any]:
@@ -151,7 +169,7 @@ def _identify(value: bytes | None) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         return {}
-    found: dict[str, Any] = {"type": str(data["type"])[:200] if "type" in data else None}
+    found: dict[str, Any] = {"type": storable(str(data["type"])[:200]) if "type" in data else None}
     for name in ("run_id", "integration_id", "event_id"):
         try:
             found[name] = uuid.UUID(str(data.get(name)))

@@ -16,12 +16,14 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.core.store.dead_letters import DeadLetter, record_dead_letters, storable
 from services.projector.handlers import Received, apply_batch, parse
 from shared.errors import is_retriable
 
 log = structlog.get_logger()
 
 PROGRESS_EVERY_S = 1.0
+GIVE_UP_AFTER = 3  # non-retriable failures of the same batch before it is split
 # A fetch response's highwater covers what the broker acknowledged before it answered; the response
 # may have waited up to fetch.max.wait.ms on the broker. Claim a little less than we know.
 PROGRESS_MARGIN = timedelta(seconds=1)
@@ -52,8 +54,11 @@ async def run_projection(
 
 
 async def _apply_until_done(pool: asyncpg.Pool, received: list[Received], clock: Clock) -> None:
+    """Apply a batch, retrying infrastructure errors for as long as they last. A batch that keeps failing
+    for another reason (a bug met this data) is split, down to one message, and that one is set aside:
+    one bad message must never stop projection for everyone."""
     batch = parse(received)
-    delay = 0.5
+    delay, failures = 0.5, 0
     while True:
         try:
             async with pool.acquire() as conn:
@@ -63,12 +68,33 @@ async def _apply_until_done(pool: asyncpg.Pool, received: list[Received], clock:
                          duplicates=outcome.duplicates, dead_lettered=outcome.dead_lettered)  # fmt: skip
             return
         except Exception as error:
-            # Poison is dead-lettered inside apply_batch, so what reaches here is infrastructure (database
-            # down, failover) or a bug; either way the same batch is retried and the log deduplicates.
-            event = "reports_apply_retry" if is_retriable(error) else "reports_apply_error"
-            log.warning(event, error=f"{type(error).__name__}: {error}", delay_s=delay)
+            retriable = is_retriable(error)
+            log.warning("reports_apply_retry" if retriable else "reports_apply_error",
+                        error=f"{type(error).__name__}: {error}", delay_s=delay, messages=len(received))  # fmt: skip
+            failures += 0 if retriable else 1
+            if failures >= GIVE_UP_AFTER:
+                await _set_apart(pool, received, clock, f"{type(error).__name__}: {error}")
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+async def _set_apart(pool: asyncpg.Pool, received: list[Received], clock: Clock, reason: str) -> None:
+    if len(received) > 1:
+        half = len(received) // 2
+        await _apply_until_done(pool, received[:half], clock)
+        await _apply_until_done(pool, received[half:], clock)
+        return
+    [message] = received
+    letter = DeadLetter(topic=message.topic, partition=message.partition, offset=message.offset,
+                        reason=storable(f"cannot be applied: {reason}"[:2000]), value=message.value)  # fmt: skip
+    try:
+        async with pool.acquire() as conn:
+            await record_dead_letters(conn, [letter])
+        log.error("report_set_apart", topic=message.topic, partition=message.partition, offset=message.offset)
+    except Exception as error:  # not even recordable: it stays on the topic, and projection goes on
+        log.critical("report_skipped", topic=message.topic, partition=message.partition, offset=message.offset,
+                     error=f"{type(error).__name__}: {error}")  # fmt: skip
 
 
 async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:

@@ -10,6 +10,7 @@ import structlog
 from services.core.errors import AlreadyRunning
 from services.core.ingestion import Runtime, claim_run
 from services.core.store import integrations as integration_store
+from shared.errors import is_retriable
 
 log = structlog.get_logger()
 
@@ -28,9 +29,6 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
 
-# Losing the database is not a defect of the row at hand: the whole pass fails and is retried.
-_CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
-
 
 async def fire_due(rt: Runtime, batch_size: int = 100) -> int:
     """One due-check pass. Returns how many schedules fired (started a run or were skipped).
@@ -44,9 +42,9 @@ async def fire_due(rt: Runtime, batch_size: int = 100) -> int:
             try:
                 async with conn.transaction():  # a savepoint: what this row wrote goes if it fails
                     fired += await _fire_one(rt, conn, row["external_id"], row["next_fire_at"], now)
-            except _CONNECTION_ERRORS:
-                raise
             except Exception as error:
+                if is_retriable(error):
+                    raise  # losing the database is not a defect of the row at hand: the pass is retried
                 # A schedule that cannot be evaluated is an expected condition; anything else gets a trace.
                 log.warning("schedule_not_evaluated", integration=row["external_id"], error=str(error),
                             exc_info=not isinstance(error, ValueError))  # fmt: skip

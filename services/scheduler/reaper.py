@@ -9,6 +9,7 @@ import structlog
 from services.core.ingestion import Runtime
 from services.core.runs import AbortRun, RunStatus, decide
 from services.core.store import runlog
+from shared import topics
 
 log = structlog.get_logger()
 
@@ -16,7 +17,8 @@ log = structlog.get_logger()
 # before any projector ran): a lagging or stopped projector delays heartbeats, and must not make healthy
 # runs look dead. A QUEUED run that a connector claimed is executing: its silence counts like a RUNNING one.
 _STALE = """
-WITH ref AS (SELECT least($4::timestamptz, coalesce((SELECT min(caught_up_at) FROM projector_progress), $4)) AS at)
+WITH ref AS (SELECT least($4::timestamptz, coalesce(
+    (SELECT min(caught_up_at) FROM projector_progress WHERE topic = $5), $4)) AS at)
 SELECT r.id, r.status, c.run_id IS NOT NULL AS claimed
 FROM runs r LEFT JOIN run_heartbeats h ON h.run_id = r.id LEFT JOIN run_claims c ON c.run_id = r.id, ref
 WHERE (r.status = 'RUNNING' AND coalesce(h.last_at, r.started_at, r.requested_at) < ref.at - $1::interval)
@@ -34,7 +36,12 @@ async def reap_stale_runs(
     reaped = 0
     async with rt.pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            _STALE, timedelta(seconds=heartbeat_timeout_s), timedelta(seconds=queued_timeout_s), batch_size, now
+            _STALE,
+            timedelta(seconds=heartbeat_timeout_s),
+            timedelta(seconds=queued_timeout_s),
+            batch_size,
+            now,
+            topics.CONNECTOR_REPORTS,
         )
         for row in rows:
             state = await runlog.load_state(conn, row["id"])

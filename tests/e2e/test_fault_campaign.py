@@ -319,7 +319,18 @@ HAVING count(*) FILTER (WHERE type = 'run.started.v1') > 1
     OR count(*) FILTER (WHERE type IN ('run.succeeded.v1', 'run.failed.v1', 'run.cancelled.v1')) > 1
     OR max(seq) <> count(*)
 """
-# Every source is the unchanged shop catalog: a successful run that saw or stored fewer assets lost a batch.
+# A successful run's staged batches add up to its counts (a lost batch would not), and every source is the
+# unchanged shop catalog, so it saw all of it and the store holds all of it.
+_BATCHES = """
+SELECT r.id, r.assets_created + r.assets_updated AS changed, r.assets_deleted AS deleted,
+       coalesce(sum(jsonb_array_length(e.payload -> 'upserted')), 0) AS sent_upserted,
+       coalesce(sum(jsonb_array_length(e.payload -> 'deleted')), 0) AS sent_deleted
+FROM runs r LEFT JOIN run_events e ON e.run_id = r.id AND e.type = 'run.assets_changed.v1'
+WHERE r.id = ANY($1::uuid[]) AND r.status = 'SUCCESS'
+GROUP BY r.id
+HAVING r.assets_created + r.assets_updated <> coalesce(sum(jsonb_array_length(e.payload -> 'upserted')), 0)
+    OR r.assets_deleted <> coalesce(sum(jsonb_array_length(e.payload -> 'deleted')), 0)
+"""
 _INCOMPLETE = """
 SELECT r.id, i.external_id, r.assets_processed,
        (SELECT count(*) FROM assets a WHERE a.integration_id = r.integration_id AND a.deleted_at IS NULL) AS live
@@ -335,6 +346,7 @@ async def check_end_state(stack: Stack, ids: list[uuid.UUID]) -> EndState:
         duplicated = [dict(r) for r in await db.fetch(_DUPLICATED, ids)]
         successful = await db.fetch(_INCOMPLETE, ids)
         incomplete = [dict(r) for r in successful if (r["assets_processed"], r["live"]) != (SHOP_ASSETS, SHOP_ASSETS)]
+        incomplete += [dict(r) for r in await db.fetch(_BATCHES, ids)]
         runs_before = await db.fetch("SELECT * FROM runs ORDER BY id")
         assets_before = await db.fetch("SELECT * FROM assets ORDER BY integration_id, asset_key")
         rebuild = await asyncio.create_subprocess_exec(

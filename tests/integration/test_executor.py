@@ -245,3 +245,34 @@ async def test_a_report_the_broker_rejects_does_not_break_reporting_for_later_ru
             await asyncio.wait_for(await reporter.send(small), timeout=30)
     finally:
         await publisher.reset()
+
+
+async def test_deletions_too_large_for_one_message_are_split(runtime, pool, make_integration, source):
+    integration = await postgres_integration(make_integration, source)
+    await succeed_earlier_run(runtime, integration, [f"db/gone/table_{i:04d}" for i in range(300)])
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE integrations SET fail_safe_threshold = 100 WHERE id = $1", integration.id)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    reporter = RecordingReporter()
+    await executor(pool, reporter, max_event_bytes=2000).execute(RunHandle(run.run_id))
+    deletions = [e for e in reporter.events if isinstance(e, AssetsChanged) and e.payload.deleted]
+    assert len(deletions) > 3 and all(len(e.to_bytes()) <= 2000 for e in deletions)
+    assert sorted(k for e in deletions for k in e.payload.deleted) == [f"db/gone/table_{i:04d}" for i in range(300)]
+    assert reporter.log_events()[-1].payload.counts.assets_deleted == 300
+
+
+async def succeed_earlier_run(runtime, integration, keys: list[str]) -> None:
+    """An earlier run that found `keys`, through the run log like any run (so rebuild reproduces it)."""
+    from shared.events import AssetsChangedPayload, FinishedPayload, RunOwner, RunStarted, RunSucceeded, StartedPayload
+
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    about = {"integration_id": run.integration_id, "integration_external_id": run.integration_external_id,
+             "run_id": run.run_id, "owner": RunOwner(connector_id="earlier", attempt=1)}  # fmt: skip
+    assets = [{"key": k, "kind": "table", "name": k, "fingerprint": "f"} for k in keys]
+    events = [
+        RunStarted(**about, payload=StartedPayload(connector_id="earlier")),
+        AssetsChanged(**about, payload=AssetsChangedPayload.model_validate({"upserted": assets})),
+        RunSucceeded(**about, payload=FinishedPayload.model_validate({"counts": {"assets_processed": len(keys)}})),
+    ]
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        await runlog.append(conn, run.run_id, events)

@@ -134,31 +134,13 @@ async def test_an_off_contract_report_is_dead_lettered_and_ends_the_run_it_names
     assert "payload.counts.assets_processed" in reason
 
 
-async def test_progress_is_marked_only_after_the_batch_is_written(
-    runtime, make_integration, pool, database, kafka_bootstrap, topic, projector
+async def test_progress_reaches_every_report_the_broker_acknowledged(
+    runtime, make_integration, pool, kafka_bootstrap, topic, projector
 ):
     run = await running_run(runtime, make_integration)
     beat = RunHeartbeat(**about(run), payload=HeartbeatPayload(connector_id=CONNECTOR.connector_id))
-    blocker = await asyncpg.connect(database)
-    transaction = blocker.transaction()
-    await transaction.start()
-    await blocker.execute("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", run.run_id)  # the apply waits on this
-    try:
-        await produce(kafka_bootstrap, topic, (run.integration_id, beat.to_bytes()), (run.integration_id, success(run)))
-        produced_at = datetime.now(UTC)
-
-        async def projector_blocked() -> bool:
-            return bool(await pool.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM runs%'"
-            ))  # fmt: skip
-
-        await eventually(projector_blocked, timeout=30)
-        await asyncio.sleep(1.5)  # a projector that marks before writing would have marked by now
-        marks = await pool.fetch("SELECT caught_up_at FROM projector_progress WHERE topic = $1", topic)
-        assert all(m["caught_up_at"] < produced_at for m in marks), marks
-    finally:
-        await transaction.rollback()
-        await blocker.close()
+    await produce(kafka_bootstrap, topic, (run.integration_id, beat.to_bytes()), (run.integration_id, success(run)))
+    produced_at = datetime.now(UTC)
 
     async def caught_up() -> bool:
         marks = await pool.fetch("SELECT caught_up_at FROM projector_progress WHERE topic = $1", topic)
@@ -166,3 +148,40 @@ async def test_progress_is_marked_only_after_the_batch_is_written(
 
     await eventually(caught_up, timeout=30)
     assert (await status_of(pool, run))[0] == "SUCCESS"
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '{"type": "run.x\\u0000", "run_id": "%(run)s"}',  # the validation error repeats the NUL tag
+        '{"type": "run.started.v1\\ud800", "run_id": "%(run)s"}',  # a lone surrogate only json.loads accepts
+    ],
+    ids=["nul-in-type", "lone-surrogate-in-type"],
+)
+async def test_hostile_text_in_a_report_is_dead_lettered_and_projection_goes_on(
+    runtime, make_integration, pool, kafka_bootstrap, topic, projector, hostile
+):
+    named, healthy = await running_run(runtime, make_integration), await running_run(runtime, make_integration)
+    value = (hostile % {"run": named.run_id}).encode()
+    await produce(kafka_bootstrap, topic, (named.integration_id, value), (named.integration_id, success(healthy)))
+
+    async def settled() -> bool:
+        return (await status_of(pool, named))[0] == "FAILED" and (await status_of(pool, healthy))[0] == "SUCCESS"
+
+    await eventually(settled, timeout=30)
+    row = await pool.fetchrow("SELECT type, reason FROM report_dead_letters WHERE run_id = $1", named.run_id)
+    assert row is not None and "\x00" not in row["reason"] and "\x00" not in (row["type"] or "")
+
+
+async def test_a_heartbeat_the_database_refuses_is_dropped_and_projection_goes_on(
+    runtime, make_integration, pool, kafka_bootstrap, topic, projector
+):
+    run = await running_run(runtime, make_integration)
+    hostile = RunHeartbeat(**about(run) | {"owner": RunOwner(connector_id="c\x00", attempt=1)},
+                           payload=HeartbeatPayload(connector_id="c\x00"))  # fmt: skip
+    await produce(kafka_bootstrap, topic, (run.integration_id, hostile.to_bytes()), (run.integration_id, success(run)))
+
+    async def succeeded() -> bool:
+        return (await status_of(pool, run))[0] == "SUCCESS"
+
+    await eventually(succeeded, timeout=30)

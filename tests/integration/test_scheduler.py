@@ -17,6 +17,7 @@ from services.scheduler.bootstrap import tick
 from services.scheduler.due import fire_due
 from services.scheduler.reaper import reap_stale_runs
 from services.scheduler.settings import SchedulerSettings
+from shared import topics
 from tests.integration.conftest import OWNER
 
 pytestmark = pytest.mark.integration
@@ -85,14 +86,19 @@ async def test_reaper_does_not_fail_runs_while_the_projector_lags(runtime, make_
         await conn.execute("UPDATE runs SET status = 'RUNNING', started_at = now() WHERE id = $1", run.run_id)
         await conn.execute("INSERT INTO run_heartbeats VALUES ($1, 'c', now() - interval '1 minute')", run.run_id)
         # The projector applied partition 3 last 2 minutes ago: heartbeats since may be stuck in its backlog.
+        # (A stale row of another topic, e.g. one a test projected, must not count.)
         await conn.execute(
-            "INSERT INTO projector_progress VALUES ('t', 0, now()), ('t', 3, now() - interval '2 minutes')"
+            "INSERT INTO projector_progress VALUES ($1, 0, now()), ($1, 3, now() - interval '2 minutes'), "
+            "('some-other-topic', 0, now() - interval '1 day')",
+            topics.CONNECTOR_REPORTS,
         )
     try:
         await reap_stale_runs(runtime, heartbeat_timeout_s=30, queued_timeout_s=600)
         async with pool.acquire() as conn:
             assert (await run_reads.get_run(conn, run.run_id)).status is RunStatus.RUNNING
-            await conn.execute("UPDATE projector_progress SET caught_up_at = now()")
+            await conn.execute(
+                "UPDATE projector_progress SET caught_up_at = now() WHERE topic = $1", topics.CONNECTOR_REPORTS
+            )
         await reap_stale_runs(runtime, heartbeat_timeout_s=30, queued_timeout_s=600)
         async with pool.acquire() as conn:
             assert (await run_reads.get_run(conn, run.run_id)).status is RunStatus.FAILED
@@ -175,3 +181,15 @@ async def test_a_failing_schedule_is_retried_later_not_every_tick_and_clears_onc
     finally:
         async with pool.acquire() as conn:
             await conn.execute("DELETE FROM integrations WHERE id = $1", integration.id)
+
+
+async def test_changing_a_schedule_clears_its_error_at_once(make_integration, integrations, pool):
+    from services.core.integrations import IntegrationFields
+
+    integration = await make_integration(schedule={"intervalSeconds": 3600})
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE integrations SET schedule_error = 'never fires', schedule_error_at = now() "
+                           "WHERE id = $1", integration.id)  # fmt: skip
+    fixed = IntegrationFields.model_validate({"schedule": {"cron": "0 3 * * *"}})
+    updated = await integrations.update(OWNER, integration.external_id, fixed)
+    assert updated.schedule_error is None

@@ -213,3 +213,23 @@ async def test_a_dead_cancellation_listener_takes_the_connector_down():
     connector = service(consumer, GatedExecutor(), cancels=DyingCancellations())
     with pytest.raises(BackgroundTaskDied, match="cancellations"):
         await asyncio.wait_for(connector.run(), timeout=5)
+
+
+async def test_a_cancel_reaches_a_running_run_whose_request_came_back_after_a_rebalance():
+    run_id = runs(1)[0]
+    message = start(run_id)
+    consumer, executor, cancels = FakeConsumer((TP0, message)), GatedExecutor(), Cancellations()
+    task = asyncio.create_task(service(consumer, executor, slots=2, cancels=cancels).run())
+    try:
+        executor.gate(run_id, "loaded").set()
+        await until(lambda: executor.started == [run_id])
+        running = executor.handles[run_id]
+        await consumer.listener.on_partitions_revoked({TP0})
+        consumer.queue.append((TP0, SimpleNamespace(offset=0, value=message)))  # assigned back: delivered again
+        await until(lambda: not consumer.queue)
+        cancel = CancelRunCommand(integration_id=uuid.uuid4(), integration_external_id="x", run_id=run_id)
+        cancels.queue.put_nowait(SimpleNamespace(offset=0, value=cancel.to_bytes()))
+        await until(lambda: running.user_cancelled)
+    finally:
+        open_all(executor, run_id)
+        await stop(task)

@@ -18,6 +18,7 @@ import asyncpg
 _CLAIM = """
 INSERT INTO run_claims (run_id, connector_id, attempt, claimed_at)
 SELECT r.id, $2, 1, $3 FROM runs r WHERE r.id = $1 AND r.status = 'QUEUED' AND NOT r.cancel_requested
+FOR SHARE OF r  -- waits for a cancel or reap of this run in flight, then sees its outcome
 ON CONFLICT (run_id) DO UPDATE SET claimed_at = run_claims.claimed_at
     WHERE run_claims.connector_id = EXCLUDED.connector_id
 RETURNING attempt

@@ -21,9 +21,13 @@ class DeadLetter:
     type: str | None = None
 
 
+def storable(text: str) -> str:
+    """`text` as PostgreSQL can store it: NUL and lone surrogates (which hostile JSON can carry) escaped."""
+    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _text(value: str | None) -> str | None:
-    # PostgreSQL text cannot hold NUL, and a message that carried one must still be recordable.
-    return value.replace("\x00", "\\u0000") if value is not None else None
+    return storable(value) if value is not None else None
 
 
 async def record_dead_letters(conn: asyncpg.Connection, letters: list[DeadLetter]) -> int:
