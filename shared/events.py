@@ -12,29 +12,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 ENVELOPE_VERSION = 1
-
-
-class EventType(StrEnum):
-    # Run lifecycle facts (the run log).
-    RUN_REQUESTED = "run.requested.v1"
-    RUN_CANCEL_REQUESTED = "run.cancel_requested.v1"
-    RUN_STARTED = "run.started.v1"
-    RUN_PROGRESSED = "run.progressed.v1"
-    ASSETS_CHANGED = "run.assets_changed.v1"
-    RUN_SUCCEEDED = "run.succeeded.v1"
-    RUN_FAILED = "run.failed.v1"
-    RUN_CANCELLED = "run.cancelled.v1"
-    # Liveness only: updates the heartbeat, never the run log.
-    RUN_HEARTBEAT = "run.heartbeat.v1"
-    # Commands to the connector.
-    START_RUN = "command.start_run.v1"
-    CANCEL_RUN = "command.cancel_run.v1"
 
 
 def utcnow() -> datetime:

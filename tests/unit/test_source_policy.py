@@ -17,7 +17,8 @@ from tests.resolvers import PUBLIC_ADDRESS, MappedResolver
 @pytest.mark.parametrize(
     "address",
     ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.0.10", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1",
-     "fe80::1", "fc00::1", "::ffff:127.0.0.1", "2002:a00:1::1", "64:ff9b::a00:1", "64:ff9b:1::1", "224.0.0.1"],
+     "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::127.0.0.1", "::10.0.0.1", "2002:a00:1::1", "64:ff9b::a00:1",
+     "64:ff9b:1::1", "224.0.0.1"],
 )  # fmt: skip
 async def test_names_resolving_to_non_public_addresses_are_refused_when_restricted(address):
     resolver = MappedResolver({"db.example.test": [address]})

@@ -78,7 +78,7 @@ def is_public_address(text: str) -> bool:
             return False
         # An IPv6 address that carries an IPv4 one (6to4, NAT64) reaches that IPv4 host: judge it too.
         embedded = address.sixtofour
-        if address in NAT64_WELL_KNOWN:
+        if address in NAT64_WELL_KNOWN or int(address) >> 32 == 0:  # NAT64, or IPv4-compatible (::a.b.c.d)
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return is_public_address(str(embedded))
