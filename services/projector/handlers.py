@@ -20,7 +20,7 @@ import structlog
 from pydantic import ValidationError
 
 from services.core.runs import AbortRun, decide
-from services.core.store import runlog
+from services.core.store import liveness, runlog
 from services.core.store.dead_letters import DeadLetter, record_dead_letters, storable
 from shared.errors import is_retriable
 from shared.events import ConnectorReport, RunHeartbeat, RunLogEvent, RunOwner, parse_report
@@ -96,7 +96,13 @@ async def apply_batch(conn: asyncpg.Connection, batch: Batch, now: datetime) -> 
         if dead:
             outcome.dead_lettered = await _isolated(conn, "dead_letters_not_recorded", record_dead_letters(conn, dead))
             await _abort_runs_of(conn, dead, now)
-        outcome.heartbeats = await _isolated(conn, "heartbeats_dropped", _record_heartbeats(conn, batch.heartbeats))
+        outcome.heartbeats = await _isolated(
+            conn,
+            "heartbeats_dropped",
+            liveness.record_heartbeats(
+                conn, [(run_id, o.connector_id, o.attempt, at) for run_id, (o, at) in batch.heartbeats.items()]
+            ),
+        )
     return outcome
 
 
@@ -110,24 +116,6 @@ async def _isolated(conn: asyncpg.Connection, failure: str, write: Coroutine[Any
             raise
         log.error(failure, error=f"{type(error).__name__}: {error}")
         return 0
-
-
-_HEARTBEAT = """
-INSERT INTO run_heartbeats (run_id, connector_id, last_at)
-SELECT r.id, $2, $3 FROM runs r
-WHERE r.id = $1 AND r.status = 'RUNNING' AND r.connector_id = $2 AND r.attempt = $4
-ON CONFLICT (run_id) DO UPDATE SET connector_id = EXCLUDED.connector_id,
-    last_at = GREATEST(run_heartbeats.last_at, EXCLUDED.last_at)
-"""
-
-
-async def _record_heartbeats(conn: asyncpg.Connection, beats: dict[uuid.UUID, tuple[RunOwner, datetime]]) -> int:
-    """Liveness of runs, fenced like every report: only the run's owner keeps it alive."""
-    if beats:
-        await conn.executemany(
-            _HEARTBEAT, [(run_id, o.connector_id, at, o.attempt) for run_id, (o, at) in beats.items()]
-        )
-    return len(beats)
 
 
 async def _abort_runs_of(conn: asyncpg.Connection, dead: list[DeadLetter], now: datetime) -> None:

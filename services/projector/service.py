@@ -16,6 +16,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.core.store import liveness
 from services.core.store.dead_letters import DeadLetter, record_dead_letters, storable
 from services.projector.handlers import Received, apply_batch, parse
 from shared.errors import is_retriable
@@ -28,13 +29,6 @@ GIVE_UP_AFTER = 3  # non-retriable failures of the same batch before it is split
 # may have waited up to fetch.max.wait.ms on the broker. Claim a little less than we know.
 PROGRESS_MARGIN = timedelta(seconds=1)
 Clock = Callable[[], datetime]
-
-_MARK = """
-INSERT INTO projector_progress (topic, partition, caught_up_at)
-SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[])
-ON CONFLICT (topic, partition) DO UPDATE
-    SET caught_up_at = GREATEST(projector_progress.caught_up_at, EXCLUDED.caught_up_at)
-"""
 
 
 async def run_projection(
@@ -116,9 +110,7 @@ async def _mark_progress(pool: asyncpg.Pool, consumer: AIOKafkaConsumer) -> None
             continue  # revoked meanwhile
         if highwater is not None and polled_ms and position >= highwater:
             rows.append((tp.topic, tp.partition, datetime.fromtimestamp(polled_ms / 1000, UTC) - PROGRESS_MARGIN))
-    if not rows:
-        return
     try:
-        await pool.execute(_MARK, *map(list, zip(*rows, strict=True)))
+        await liveness.mark_progress(pool, rows)
     except Exception as error:  # best effort: a missed mark only delays reaping; it must never stop projection
         log.warning("progress_mark_failed", error=f"{type(error).__name__}: {error}")

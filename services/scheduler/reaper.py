@@ -8,25 +8,10 @@ import structlog
 
 from services.core.ingestion import Runtime
 from services.core.runs import AbortRun, RunStatus, decide
-from services.core.store import runlog
+from services.core.store import liveness, runlog
 from shared import topics
 
 log = structlog.get_logger()
-
-# Silence is measured up to the time every partition of the connector reports was applied by ($4, now,
-# before any projector ran): a lagging or stopped projector delays heartbeats, and must not make healthy
-# runs look dead. A QUEUED run that a connector claimed is executing: its silence counts like a RUNNING one.
-_STALE = """
-WITH ref AS (SELECT least($4::timestamptz, coalesce(
-    (SELECT min(caught_up_at) FROM projector_progress WHERE topic = $5), $4)) AS at)
-SELECT r.id, r.status, c.run_id IS NOT NULL AS claimed
-FROM runs r LEFT JOIN run_heartbeats h ON h.run_id = r.id LEFT JOIN run_claims c ON c.run_id = r.id, ref
-WHERE (r.status = 'RUNNING' AND coalesce(h.last_at, r.started_at, r.requested_at) < ref.at - $1::interval)
-   OR (r.status = 'QUEUED' AND c.run_id IS NOT NULL AND coalesce(h.last_at, c.claimed_at) < ref.at - $1::interval)
-   OR (r.status = 'QUEUED' AND r.requested_at < $4::timestamptz - $2::interval)
-LIMIT $3
-FOR UPDATE OF r SKIP LOCKED
-"""
 
 
 async def reap_stale_runs(
@@ -35,14 +20,11 @@ async def reap_stale_runs(
     now = rt.clock()
     reaped = 0
     async with rt.pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            _STALE,
-            timedelta(seconds=heartbeat_timeout_s),
-            timedelta(seconds=queued_timeout_s),
-            batch_size,
-            now,
-            topics.CONNECTOR_REPORTS,
-        )
+        rows = await liveness.lock_stale_runs(
+            conn, heartbeat_timeout=timedelta(seconds=heartbeat_timeout_s),
+            queued_timeout=timedelta(seconds=queued_timeout_s), now=now, reports_topic=topics.CONNECTOR_REPORTS,
+            limit=batch_size,
+        )  # fmt: skip
         for row in rows:
             state = await runlog.load_state(conn, row["id"])
             if RunStatus(row["status"]) is RunStatus.RUNNING or row["claimed"]:
