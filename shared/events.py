@@ -201,3 +201,28 @@ def run_log_event(data: dict[str, Any]) -> RunLogEvent:
 def parse_run_log_event(raw: bytes) -> RunLogEvent:
     """A run log event as published on RUN_EVENTS."""
     return _RUN_LOG_EVENT.validate_json(raw)
+
+
+class ConnectionTestCommand(BaseModel):
+    """Ask any connector whether a source is reachable with a configuration (saved or not).
+
+    `credentials` is a Fernet token (CREDENTIALS_KEY), as credentials are at rest: never plain on a topic."""
+
+    model_config = ConfigDict(frozen=True)
+
+    envelope_version: int = ENVELOPE_VERSION
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: Literal["command.test_connection.v1"] = "command.test_connection.v1"
+    occurred_at: datetime = Field(default_factory=utcnow)
+    test_id: uuid.UUID
+    source: str
+    configuration: dict[str, Any]
+    credentials: str | None = None
+    timeout_s: float = Field(gt=0, le=300)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def parse_test_command(raw: bytes) -> ConnectionTestCommand:
+    return ConnectionTestCommand.model_validate_json(raw)

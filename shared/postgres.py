@@ -1,14 +1,18 @@
-"""Postgres helpers: a pool with JSON codecs, and a forward-only migration runner."""
+"""Postgres helpers: a pool with JSON codecs, a forward-only migration runner, a LISTEN that survives restarts."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import structlog
 
+log = structlog.get_logger()
 MIGRATIONS_LOCK_ID = 7_215_001  # advisory lock: concurrent starters apply migrations once
 
 
@@ -71,3 +75,47 @@ async def migrate(dsn: str, migrations_dir: Path) -> list[str]:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATIONS_LOCK_ID)
         await conn.close()
     return applied_now
+
+
+async def listen_forever(
+    pool: asyncpg.Pool,
+    channel: str,
+    on_notify: Callable[[str], None],
+    on_connected: Callable[[], None],
+    reconnect_after_s: float = 1.0,
+) -> None:
+    """Hold a LISTEN connection on `channel`, and open another whenever it is lost (a database restart).
+
+    `on_notify(payload)` for each notification; `on_connected()` after every (re)connect, so callers can catch
+    up on what was notified while nobody listened. Runs until cancelled; anything but a lost connection is a
+    defect and ends it (its supervisor then takes the process down)."""
+    while True:
+        try:
+            await _listen_until_lost(pool, channel, on_notify, on_connected)
+            log.warning("listener_lost", channel=channel, error="the database closed the connection")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("listener_lost", channel=channel, error=str(error))
+        await asyncio.sleep(reconnect_after_s)
+
+
+async def _listen_until_lost(
+    pool: asyncpg.Pool, channel: str, on_notify: Callable[[str], None], on_connected: Callable[[], None]
+) -> None:
+    lost = asyncio.Event()
+
+    def on_lost(_: object) -> None:
+        lost.set()
+
+    def notified(_: object, __: int, ___: str, payload: str) -> None:
+        on_notify(payload)
+
+    async with pool.acquire() as conn:
+        conn.add_termination_listener(on_lost)
+        await conn.add_listener(channel, notified)
+        on_connected()
+        try:
+            await lost.wait()
+        finally:
+            conn.remove_termination_listener(on_lost)
+            if not conn.is_closed():
+                await conn.remove_listener(channel, notified)

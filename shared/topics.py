@@ -8,8 +8,10 @@ RUN_CANCELLATIONS = "ingest.run-cancellations.v1"
 CONNECTOR_REPORTS = "ingest.connector-reports.v1"
 # The public, accepted run log: every event applied to a run, with its per-run sequence number.
 RUN_EVENTS = "ingest.run-events.v1"
+# "Can you reach this source?" requests to the connector group (any instance answers, via PostgreSQL).
+CONNECTION_TESTS = "ingest.connection-tests.v1"
 
-ALL_TOPICS: tuple[str, ...] = (RUN_REQUESTS, RUN_CANCELLATIONS, CONNECTOR_REPORTS, RUN_EVENTS)
+ALL_TOPICS: tuple[str, ...] = (RUN_REQUESTS, RUN_CANCELLATIONS, CONNECTOR_REPORTS, RUN_EVENTS, CONNECTION_TESTS)
 
 # Defaults of the topic layout `python -m services.manage migrate` creates (KAFKA_TOPIC_PARTITIONS,
 # KAFKA_REPLICATION_FACTOR, KAFKA_MIN_INSYNC_REPLICAS): right for one local broker; a production

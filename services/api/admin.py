@@ -12,7 +12,8 @@ from services.api.entropy import integration_json
 from services.api.params import json_body, uuid_path
 from services.api.render import json_default
 from services.core.access import ApiKeyInfo, NewApiKey, NewTeam, Team
-from services.core.integrations import IntegrationFields, NewIntegration
+from services.core.connection_tests import ConnectionTest
+from services.core.integrations import ConnectionToTest, IntegrationFields, NewIntegration
 
 routes = web.RouteTableDef()
 
@@ -46,6 +47,29 @@ async def create_integration(request: web.Request) -> web.Response:
     created = await deps(request).integrations.create(principal(request), spec)
     location = f"/api/integrations/{created.external_id}"
     return _json(integration_json(created, with_configuration=True), 201, Location=location)
+
+
+@routes.post("/api/integrations/test")
+async def test_connection(request: web.Request) -> web.Response:
+    """Try a configuration through a connector before saving it."""
+    spec = await json_body(request, ConnectionToTest)
+    return _json(connection_test_json(await deps(request).integrations.test_unsaved(principal(request), spec)))
+
+
+@routes.post("/api/integrations/{externalId}/test")
+async def test_saved_connection(request: web.Request) -> web.Response:
+    tested = await deps(request).integrations.test_saved(principal(request), request.match_info["externalId"])
+    return _json(connection_test_json(tested))
+
+
+def connection_test_json(test: ConnectionTest) -> dict[str, Any]:
+    return {
+        "testId": test.id,
+        "status": "PASSED" if test.passed else "FAILED",
+        "message": test.message,
+        "durationMs": test.duration_ms,
+        "testedAt": test.finished_at,
+    }
 
 
 @routes.patch("/api/integrations/{externalId}")

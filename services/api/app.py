@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from services.api.params import path_text_middleware
 from services.api.problems import problem_middleware, request_context_middleware
 from services.api.settings import ApiSettings
 from services.core.access import AccessService
+from services.core.connection_tests import ConnectionTests
 from services.core.crypto import CredentialCipher
 from services.core.ingestion import Runtime
 from services.core.integrations import IntegrationService
@@ -40,14 +42,18 @@ def create_app(settings: ApiSettings) -> web.Application:
         access = AccessService(runtime)
         if settings.bootstrap_api_key:
             await access.ensure_bootstrap_key(settings.bootstrap_api_key)
+        tests = ConnectionTests(runtime, settings.connection_test_timeout_s)
         app[DEPS] = ApiDeps(
             runtime=runtime,
-            integrations=IntegrationService(runtime, cipher, settings.allow_private_sources),
+            integrations=IntegrationService(runtime, cipher, settings.allow_private_sources, tests=tests),
             access=access,
         )
+        listener = asyncio.create_task(tests.listen(), name="connection_test_listener")
         try:
             yield
         finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
             await pool.close()
 
     app.cleanup_ctx.append(resources)

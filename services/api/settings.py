@@ -15,3 +15,5 @@ class ApiSettings(CommonSettings):
     credentials_key: str | None = Field(default=None, alias="CREDENTIALS_KEY")
     allow_private_sources: bool = Field(default_factory=private_sources_default, alias="ALLOW_PRIVATE_SOURCES")
     db_pool_size: int = Field(default=20, alias="API_DB_POOL_SIZE")
+    # How long a connector may try to reach a source when a connection is tested (the API waits 5 s more).
+    connection_test_timeout_s: float = Field(default=10.0, alias="CONNECTION_TEST_TIMEOUT_SECONDS", gt=0, le=300)

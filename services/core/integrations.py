@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.core.connection_tests import ConnectionTest, ConnectionTests
 from services.core.crypto import CredentialCipher
 from services.core.errors import Conflict, Forbidden, InvalidInput
 from services.core.ingestion import Runtime, editable_integration, visible_integration
@@ -48,14 +49,48 @@ class NewIntegration(IntegrationFields):
     configuration: dict[str, Any]
 
 
+class ConnectionToTest(BaseModel):
+    """A configuration to try before saving it: what an integration would connect with."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    source: Source
+    configuration: dict[str, Any]
+    credentials: dict[str, Any]
+
+
 class IntegrationService:
     def __init__(
-        self, rt: Runtime, cipher: CredentialCipher, allow_private_sources: bool, resolver: Resolver | None = None
-    ) -> None:
+        self, rt: Runtime, cipher: CredentialCipher, allow_private_sources: bool, resolver: Resolver | None = None,
+        tests: ConnectionTests | None = None,
+    ) -> None:  # fmt: skip
         self._rt = rt
         self._cipher = cipher
         self._allow_private = allow_private_sources
         self._resolver = resolver or SystemResolver()
+        self._tests = tests
+
+    async def test_unsaved(self, principal: Principal, spec: ConnectionToTest) -> ConnectionTest:
+        """Try a configuration through a connector, before anything is saved."""
+        if not principal.org_owner and not principal.edits_any_team:
+            raise Forbidden("Testing a connection requires INGESTION_EDIT on a team, or an organization-owner key.")
+        config, credentials = await self._validated(spec.source, spec.configuration, spec.credentials, None)
+        token = self._cipher.encrypt(credentials) if credentials else None
+        return await self._connection_tests().run(None, principal.name, spec.source.value, config, token)
+
+    async def test_saved(self, principal: Principal, external_id: str) -> ConnectionTest:
+        """Try a saved integration's configuration and credentials through a connector."""
+        async with self._rt.pool.acquire() as conn:
+            integration = await editable_integration(conn, principal, external_id)
+            token = await integration_store.credentials_token(conn, integration.id)
+        return await self._connection_tests().run(
+            integration.id, principal.name, integration.source.value, integration.configuration, token
+        )
+
+    def _connection_tests(self) -> ConnectionTests:
+        if self._tests is None:
+            raise RuntimeError("this IntegrationService was built without connection tests")
+        return self._tests
 
     async def create(self, principal: Principal, spec: NewIntegration) -> Integration:
         config, credentials = await self._validated(spec.source, spec.configuration, spec.credentials, stored=None)

@@ -154,6 +154,10 @@ class Principal:
             return True
         return owning_team_id is not None and owning_team_id in self.team_permissions
 
+    @property
+    def edits_any_team(self) -> bool:
+        return any(Permission.INGESTION_EDIT in permissions for permissions in self.team_permissions.values())
+
     def can_edit(self, owning_team_id: uuid.UUID | None) -> bool:
         if self.org_owner:
             return True

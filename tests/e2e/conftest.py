@@ -75,6 +75,7 @@ async def stack(infrastructure: tuple[str, str], tmp_path_factory: pytest.TempPa
         "HEARTBEAT_TIMEOUT_SECONDS": "4",
         "SCHEDULER_TICK_SECONDS": "0.5",
         "CONNECTOR_SHUTDOWN_GRACE_SECONDS": "1",
+        "CONNECTION_TEST_TIMEOUT_SECONDS": "2",
         "LOG_FORMAT": "json",
     }
     migrate = await asyncio.create_subprocess_exec(

@@ -128,8 +128,12 @@ class PostgresSource:
         return self._conn
 
     async def test_connection(self) -> None:
+        """Connect and read the catalog (the schemas this configuration selects), as a crawl would."""
         conn = await self._connect()
-        await conn.fetchval("SELECT 1")
+        try:
+            await conn.fetch(SCHEMAS_SQL, list(SYSTEM_SCHEMAS))
+        except asyncpg.PostgresError as error:
+            raise SourceError(f"Connected, but cannot read the catalog: {type(error).__name__}: {error}") from None
 
     async def close(self) -> None:
         if self._conn is not None:

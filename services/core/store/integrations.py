@@ -129,6 +129,12 @@ class RunContext:
     fail_safe_threshold: float = 20.0
 
 
+async def credentials_token(conn: asyncpg.Connection, integration_id: uuid.UUID) -> bytes | None:
+    """The stored credentials, still encrypted (they are decrypted only where they are used: the connector)."""
+    token: bytes | None = await conn.fetchval("SELECT credentials_enc FROM integrations WHERE id = $1", integration_id)
+    return token
+
+
 async def load_run_context(conn: asyncpg.Connection, run_id: uuid.UUID) -> RunContext | None:
     row = await conn.fetchrow(
         """
