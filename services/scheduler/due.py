@@ -10,6 +10,7 @@ import structlog
 from services.core.errors import AlreadyRunning
 from services.core.ingestion import Runtime, claim_run
 from services.core.store import integrations as integration_store
+from services.core.store import schedules
 from shared.errors import is_retriable
 
 log = structlog.get_logger()
@@ -17,17 +18,6 @@ log = structlog.get_logger()
 # A schedule that could not be evaluated is left alone this long: it must not be retried (and fail)
 # on every tick, nor sort first forever and crowd the good ones out of the batch.
 ERROR_RETRY = timedelta(minutes=1)
-
-# SKIP LOCKED: replicas split the due rows between them; a row is fired by exactly one of them.
-_DUE = """
-SELECT i.id, i.external_id, i.next_fire_at
-FROM integrations i
-WHERE i.enabled AND i.schedule IS NOT NULL AND (i.next_fire_at IS NULL OR i.next_fire_at <= $1)
-  AND (i.schedule_error_at IS NULL OR i.schedule_error_at <= $1 - $3::interval)
-ORDER BY i.next_fire_at NULLS FIRST
-LIMIT $2
-FOR UPDATE SKIP LOCKED
-"""
 
 
 async def fire_due(rt: Runtime, batch_size: int = 100) -> int:
@@ -38,7 +28,7 @@ async def fire_due(rt: Runtime, batch_size: int = 100) -> int:
     now = rt.clock()
     fired = 0
     async with rt.pool.acquire() as conn, conn.transaction():
-        for row in await conn.fetch(_DUE, now, batch_size, ERROR_RETRY):
+        for row in await schedules.lock_due(conn, now, batch_size, ERROR_RETRY):
             try:
                 async with conn.transaction():  # a savepoint: what this row wrote goes if it fails
                     fired += await _fire_one(rt, conn, row["external_id"], row["next_fire_at"], now)
@@ -48,10 +38,7 @@ async def fire_due(rt: Runtime, batch_size: int = 100) -> int:
                 # A schedule that cannot be evaluated is an expected condition; anything else gets a trace.
                 log.warning("schedule_not_evaluated", integration=row["external_id"], error=str(error),
                             exc_info=not isinstance(error, ValueError))  # fmt: skip
-                await conn.execute(
-                    "UPDATE integrations SET schedule_error = $2, schedule_error_at = $3 WHERE id = $1",
-                    row["id"], f"The schedule cannot be evaluated: {error}", now,
-                )  # fmt: skip
+                await schedules.record_error(conn, row["id"], f"The schedule cannot be evaluated: {error}", now)
     return fired
 
 
@@ -72,14 +59,7 @@ async def _fire_one(rt: Runtime, conn: asyncpg.Connection, external_id: str, due
             outcome, recorded_run = "fired", run_id
         except AlreadyRunning:
             outcome, recorded_run = "skipped_active", None
-        await conn.execute(
-            "INSERT INTO schedule_fires (integration_id, due_at, fired_at, outcome, run_id) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            integration.id, due_at, now, outcome, recorded_run,
-        )  # fmt: skip
+        await schedules.record_fire(conn, integration.id, due_at, now, outcome, recorded_run)
         log.info("schedule_fired", integration=integration.external_id, outcome=outcome)
-    await conn.execute(
-        "UPDATE integrations SET next_fire_at = $2, schedule_error = NULL, schedule_error_at = NULL WHERE id = $1",
-        integration.id, next_fire,
-    )  # fmt: skip
+    await schedules.set_next_fire(conn, integration.id, next_fire)
     return fired
