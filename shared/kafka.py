@@ -95,7 +95,8 @@ async def ensure_topics(kafka: KafkaTarget) -> list[str]:
                 topic_configs={
                     "min.insync.replicas": str(layout.kafka_min_insync_replicas),
                     "max.message.bytes": str(layout.kafka_max_message_bytes),
-                },
+                }
+                | topics.TOPIC_CONFIGS.get(name, {}),
             )
             for name in topics.ALL_TOPICS
             if name not in existing

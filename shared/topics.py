@@ -13,6 +13,10 @@ CONNECTION_TESTS = "ingest.connection-tests.v1"
 
 ALL_TOPICS: tuple[str, ...] = (RUN_REQUESTS, RUN_CANCELLATIONS, CONNECTOR_REPORTS, RUN_EVENTS, CONNECTION_TESTS)
 
+# Topic settings beyond the common layout. A connection test carries (encrypted) credentials and is useless
+# after its timeout: kept an hour, not the broker's week.
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {CONNECTION_TESTS: {"retention.ms": str(60 * 60 * 1000)}}
+
 # Defaults of the topic layout `python -m services.manage migrate` creates (KAFKA_TOPIC_PARTITIONS,
 # KAFKA_REPLICATION_FACTOR, KAFKA_MIN_INSYNC_REPLICAS): right for one local broker; a production
 # cluster wants a replication factor of 3 and min.insync.replicas 2.

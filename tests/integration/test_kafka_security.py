@@ -70,6 +70,7 @@ async def test_a_wrong_password_fails_to_start_and_the_log_says_why_without_the_
 async def test_migrate_creates_missing_topics_with_the_configured_layout(kafka_bootstrap, monkeypatch):
     names = tuple(f"test.layout-{i}.{uuid.uuid4().hex[:8]}" for i in range(2))
     monkeypatch.setattr(topics, "ALL_TOPICS", names)
+    monkeypatch.setattr(topics, "TOPIC_CONFIGS", {names[0]: {"retention.ms": "3600000"}})  # like connection tests
     settings = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, KAFKA_TOPIC_PARTITIONS=3,
                              KAFKA_REPLICATION_FACTOR=1, KAFKA_MIN_INSYNC_REPLICAS=1,
                              KAFKA_MAX_MESSAGE_BYTES=2 * 1024 * 1024)  # fmt: skip
@@ -87,3 +88,6 @@ async def test_migrate_creates_missing_topics_with_the_configured_layout(kafka_b
     values = {name: value for response in configs for resource in response.resources
               for name, value, *_ in resource[4]}  # fmt: skip
     assert values["min.insync.replicas"] == "1" and values["max.message.bytes"] == str(2 * 1024 * 1024)
+    retention = {resource[3]: dict((name, value) for name, value, *_ in resource[4])["retention.ms"]
+                 for response in configs for resource in response.resources}  # fmt: skip
+    assert retention[names[0]] == "3600000" and retention[names[1]] != "3600000"
