@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
 
+from shared.errors import is_retriable
+
 log = structlog.get_logger()
+T = TypeVar("T")
 MIGRATIONS_LOCK_ID = 7_215_001  # advisory lock: concurrent starters apply migrations once
 
 
@@ -119,3 +122,23 @@ async def _listen_until_lost(
             conn.remove_termination_listener(on_lost)
             if not conn.is_closed():
                 await conn.remove_listener(channel, notified)
+
+
+async def with_database(
+    pool: asyncpg.Pool, query: Callable[[asyncpg.Connection], Awaitable[T]], attempts: int | None = None
+) -> T:
+    """Run `query` on a pooled connection, waiting out a database outage (retriable errors, backoff up to 10 s).
+
+    `attempts=None` waits as long as the outage lasts; otherwise the last error is raised after that many."""
+    delay, attempt = 0.5, 0
+    while True:
+        attempt += 1
+        try:
+            async with pool.acquire() as conn:
+                return await query(conn)
+        except Exception as error:
+            if not is_retriable(error) or (attempts is not None and attempt >= attempts):
+                raise
+            log.warning("database_unavailable", error=f"{type(error).__name__}: {error}", retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)

@@ -27,9 +27,9 @@ from services.core.errors import DomainError
 from services.core.model import Source
 from services.core.sources import Resolver
 from services.core.store import connection_tests
-from shared.errors import is_retriable
 from shared.events import ConnectionTestCommand, parse_test_command
 from shared.logging import redact_text
+from shared.postgres import with_database
 
 log = structlog.get_logger()
 CONSUMER_GROUP = "connector-tests"
@@ -84,20 +84,15 @@ class ConnectionTester:
             log.info("connection_test_expired", test_id=str(command.test_id))
             return
         passed, message, duration_ms = await self.answer(command)
-        for attempt in range(5):
-            try:
-                async with self.pool.acquire() as conn:
-                    await connection_tests.record_result(
-                        conn, command.test_id, passed=passed, message=message, duration_ms=duration_ms,
-                        connector_id=self.connector_id, at=self.clock(),
-                    )  # fmt: skip
-                log.info("connection_tested", test_id=str(command.test_id), passed=passed, duration_ms=duration_ms)
-                return
-            except Exception as error:
-                if not is_retriable(error) or attempt == 4:
-                    log.error("connection_test_not_recorded", test_id=str(command.test_id), error=str(error))
-                    return
-                await asyncio.sleep(0.5 * 2**attempt)
+        try:
+            await with_database(self.pool, lambda conn: connection_tests.record_result(
+                conn, command.test_id, passed=passed, message=message, duration_ms=duration_ms,
+                connector_id=self.connector_id, at=self.clock(),
+            ), attempts=5)  # fmt: skip
+        except Exception as error:  # the API gives up on it soon anyway; never the consumer's death
+            log.error("connection_test_not_recorded", test_id=str(command.test_id), error=str(error))
+            return
+        log.info("connection_tested", test_id=str(command.test_id), passed=passed, duration_ms=duration_ms)
 
 
 async def answer_connection_tests(consumer: AIOKafkaConsumer, tester: ConnectionTester, concurrency: int = 4) -> None:

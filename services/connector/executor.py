@@ -25,7 +25,6 @@ from services.core.sources import Resolver, SystemResolver
 from services.core.store import claims
 from services.core.store import integrations as integration_store
 from services.core.store.integrations import RunContext
-from shared.errors import is_retriable
 from shared.events import (
     AssetsChanged,
     AssetsChangedPayload,
@@ -43,6 +42,7 @@ from shared.events import (
     StartedPayload,
 )
 from shared.logging import redact_text
+from shared.postgres import with_database
 
 log = structlog.get_logger()
 
@@ -109,14 +109,17 @@ class RunExecutor:
         self._clock = clock
 
     async def execute(self, handle: RunHandle) -> None:
-        ctx = await self._retrying(lambda conn: integration_store.load_run_context(conn, handle.run_id))
+        # Both wait out a database outage: the request stays uncommitted on Kafka meanwhile.
+        ctx = await with_database(self._pool, lambda conn: integration_store.load_run_context(conn, handle.run_id))
         if ctx is None or ctx.run.status is not RunStatus.QUEUED or handle.user_cancelled:
             # Started elsewhere, finished, or cancelled before it started: nothing to do.
             log.info("run_skipped", run_id=str(handle.run_id), status=ctx.run.status.value if ctx else "unknown")
             return
         handle.phase = Phase.STARTING
         connector_id = self._config.connector_id
-        attempt = await self._retrying(lambda conn: claims.claim(conn, handle.run_id, connector_id, self._clock()))
+        attempt = await with_database(
+            self._pool, lambda conn: claims.claim(conn, handle.run_id, connector_id, self._clock())
+        )
         if attempt is None or handle.user_cancelled:
             log.info("run_not_claimed", run_id=str(handle.run_id), cancelled=handle.user_cancelled)
             return
@@ -224,20 +227,6 @@ class RunExecutor:
             await self._send_assets(run, [], deleted[half:])
             return
         await run.ledger.send(event, encoded)
-
-    async def _retrying(self, query: Callable[[asyncpg.Connection], Any]) -> Any:
-        """Wait out a database outage: the request stays uncommitted on Kafka until this succeeds."""
-        delay = 0.5
-        while True:
-            try:
-                async with self._pool.acquire() as conn:
-                    return await query(conn)
-            except Exception as error:
-                if not is_retriable(error):
-                    raise
-                log.warning("database_unavailable", error=f"{type(error).__name__}: {error}", retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
 
     def _credentials(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.credentials_enc is None:

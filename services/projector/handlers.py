@@ -61,10 +61,10 @@ def parse(messages: list[Received]) -> Batch:
         try:
             report: ConnectorReport = parse_report(message.value or b"")
         except ValidationError as error:
-            batch.dead.append(_dead(message, f"unreadable report: {_summary(error)}"))
+            batch.dead.append(dead_letter(message, f"unreadable report: {_summary(error)}"))
             continue
         if report.owner is None:
-            batch.dead.append(_dead(message, "a connector report without its owner (connector_id, attempt)"))
+            batch.dead.append(dead_letter(message, "a connector report without its owner (connector_id, attempt)"))
         elif isinstance(report, RunHeartbeat):
             latest = batch.heartbeats.get(report.run_id)
             if latest is None or latest[1] < report.occurred_at:
@@ -86,7 +86,7 @@ async def apply_batch(conn: asyncpg.Connection, batch: Batch, now: datetime) -> 
                 if is_retriable(error):
                     raise
                 reason = f"cannot be applied: {type(error).__name__}: {error}"
-                dead.extend(_dead(message, reason, event) for event, message in received)
+                dead.extend(dead_letter(message, reason, event) for event, message in received)
                 continue
             outcome.applied += len(result.applied)
             outcome.duplicates += result.duplicates
@@ -141,7 +141,7 @@ async def _abort(conn: asyncpg.Connection, run_id: uuid.UUID, message: str, now:
     return len(events)
 
 
-def _dead(message: Received, reason: str, event: RunLogEvent | None = None) -> DeadLetter:
+def dead_letter(message: Received, reason: str, event: RunLogEvent | None = None) -> DeadLetter:
     ids = _identify(message.value) if event is None else {
         "run_id": event.run_id, "integration_id": event.integration_id, "event_id": event.event_id, "type": event.type
     }  # fmt: skip

@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.core.store import liveness
-from services.core.store.dead_letters import DeadLetter, record_dead_letters, storable
-from services.projector.handlers import Received, apply_batch, parse
+from services.core.store.dead_letters import record_dead_letters
+from services.projector.handlers import Received, apply_batch, dead_letter, parse
 from shared.errors import is_retriable
 
 log = structlog.get_logger()
@@ -80,8 +80,7 @@ async def _set_apart(pool: asyncpg.Pool, received: list[Received], clock: Clock,
         await _apply_until_done(pool, received[half:], clock)
         return
     [message] = received
-    letter = DeadLetter(topic=message.topic, partition=message.partition, offset=message.offset,
-                        reason=storable(f"cannot be applied: {reason}"[:2000]), value=message.value)  # fmt: skip
+    letter = dead_letter(message, f"cannot be applied: {reason}")
     try:
         async with pool.acquire() as conn:
             await record_dead_letters(conn, [letter])

@@ -276,3 +276,23 @@ async def succeed_earlier_run(runtime, integration, keys: list[str]) -> None:
     ]
     async with runtime.pool.acquire() as conn, conn.transaction():
         await runlog.append(conn, run.run_id, events)
+
+
+async def test_a_run_whose_start_is_not_acknowledged_is_not_crawled(runtime, pool, make_integration, source):
+    """Nobody would see its progress or outcome: no crawl, no slot held; the reaper ends the claimed run."""
+
+    class StartLost(FlakyProducer):
+        async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+            delivery = await super().send(topic, value, key)
+            if self.sent[-1].type == "run.started.v1":
+                delivery = asyncio.get_running_loop().create_future()
+                delivery.set_exception(TimeoutError("not acknowledged"))
+            return delivery
+
+    integration = await postgres_integration(make_integration, source)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    producer = StartLost(fail_batch=0)
+    await executor(pool, KafkaReporter(producer)).execute(RunHandle(run.run_id))
+    assert [e.type for e in producer.sent] == ["run.started.v1"]
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT connector_id FROM run_claims WHERE run_id = $1", run.run_id) == "test"
