@@ -34,12 +34,18 @@ class AssetCountsPayload(BaseModel):
 
 
 class RequestedPayload(BaseModel):
-    trigger: str  # "manual" | "schedule"
-    requested_by: str | None = None
+    trigger: str  # "manual" | "schedule" | "system"
+    requested_by: str | None = None  # the API key's name, for people reading the log
+    principal_id: str | None = None  # the API key's number; None: the system (scheduler, registration)
+    kind: Literal["sync", "delete", "settings"] = "sync"
+    task_id: uuid.UUID | None = None  # None in logs written before tasks existed: the run id stands in
+    scope: str | None = None  # the object key a sync or delete is limited to; None: the whole connection
+    force_recursive: bool = False  # a sync that also crawls inactive subtrees
 
 
 class CancelRequestedPayload(BaseModel):
     requested_by: str | None = None
+    principal_id: str | None = None
 
 
 class StartedPayload(BaseModel):
@@ -66,6 +72,8 @@ class Asset(BaseModel):
 class AssetsChangedPayload(BaseModel):
     upserted: list[Asset] = Field(default_factory=list)
     deleted: list[str] = Field(default_factory=list)
+    # Whole subtrees removed (an object key: it and every asset below it), by a delete of data objects.
+    deleted_subtrees: list[str] = Field(default_factory=list)
 
 
 class FinishedPayload(BaseModel):

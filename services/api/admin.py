@@ -41,7 +41,7 @@ def api_key_json(key: ApiKeyInfo) -> dict[str, Any]:
     }
 
 
-@routes.post("/api/integrations")
+@routes.post("/integrations")
 async def create_integration(request: web.Request) -> web.Response:
     spec = await json_body(request, NewIntegration)
     created = await deps(request).integrations.create(principal(request), spec)
@@ -49,14 +49,14 @@ async def create_integration(request: web.Request) -> web.Response:
     return _json(integration_json(created, with_configuration=True), 201, Location=location)
 
 
-@routes.post("/api/integrations/test")
+@routes.post("/integrations/test")
 async def test_connection(request: web.Request) -> web.Response:
     """Try a configuration through a connector before saving it."""
     spec = await json_body(request, ConnectionToTest)
     return _json(connection_test_json(await deps(request).integrations.test_unsaved(principal(request), spec)))
 
 
-@routes.post("/api/integrations/{externalId}/test")
+@routes.post("/integrations/{externalId}/test")
 async def test_saved_connection(request: web.Request) -> web.Response:
     tested = await deps(request).integrations.test_saved(principal(request), request.match_info["externalId"])
     return _json(connection_test_json(tested))
@@ -72,31 +72,31 @@ def connection_test_json(test: ConnectionTest) -> dict[str, Any]:
     }
 
 
-@routes.patch("/api/integrations/{externalId}")
+@routes.patch("/integrations/{externalId}")
 async def update_integration(request: web.Request) -> web.Response:
     changes = await json_body(request, IntegrationFields)
     updated = await deps(request).integrations.update(principal(request), request.match_info["externalId"], changes)
     return _json(integration_json(updated, with_configuration=True))
 
 
-@routes.delete("/api/integrations/{externalId}")
+@routes.delete("/integrations/{externalId}")
 async def delete_integration(request: web.Request) -> web.Response:
     await deps(request).integrations.delete(principal(request), request.match_info["externalId"])
     return web.Response(status=204)
 
 
-@routes.post("/api/teams")
+@routes.post("/teams")
 async def create_team(request: web.Request) -> web.Response:
     team = await deps(request).access.create_team(principal(request), await json_body(request, NewTeam))
     return _json({"externalId": team.external_id, "name": team.name}, 201)
 
 
-@routes.get("/api/teams")
+@routes.get("/teams")
 async def list_teams(request: web.Request) -> web.Response:
     return _json([team_json(team) for team in await deps(request).access.list_teams(principal(request))])
 
 
-@routes.post("/api/api-keys")
+@routes.post("/api-keys")
 async def create_api_key(request: web.Request) -> web.Response:
     issued = await deps(request).access.create_key(principal(request), await json_body(request, NewApiKey))
     body = {"id": str(issued.id), "name": issued.name, "key": issued.key,
@@ -104,12 +104,12 @@ async def create_api_key(request: web.Request) -> web.Response:
     return _json(body, 201)
 
 
-@routes.get("/api/api-keys")
+@routes.get("/api-keys")
 async def list_api_keys(request: web.Request) -> web.Response:
     return _json([api_key_json(key) for key in await deps(request).access.list_keys(principal(request))])
 
 
-@routes.delete("/api/api-keys/{keyId}")
+@routes.delete("/api-keys/{keyId}")
 async def revoke_api_key(request: web.Request) -> web.Response:
     await deps(request).access.revoke_key(principal(request), uuid_path(request, "keyId"))
     return web.Response(status=204)

@@ -11,30 +11,31 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from services.api import admin, entropy
+from services.api import admin, entropy, immuta_v1, immuta_v2
 from services.api.auth import auth_middleware
 from services.api.context import DEPS, ApiDeps
 from services.api.params import path_text_middleware
-from services.api.problems import problem_middleware, request_context_middleware
+from services.api.problems import ENTROPY, IMMUTA, STYLE, ErrorStyle, problem_middleware, request_context_middleware
 from services.api.settings import ApiSettings
 from services.core.access import AccessService
 from services.core.connection_tests import ConnectionTests
+from services.core.connections import ConnectionService
 from services.core.crypto import CredentialCipher
+from services.core.data_objects import ObjectService
 from services.core.ingestion import Runtime
 from services.core.integrations import IntegrationService
+from services.core.tasks import TaskService
 from shared.postgres import create_pool
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
+IMMUTA_OPENAPI = {name: Path(__file__).with_name("openapi") / f"{name}.yaml" for name in ("immuta-v2", "immuta-v1")}
 log = structlog.get_logger()
 
 
 def create_app(settings: ApiSettings) -> web.Application:
     # Fail fast on a missing encryption key, before anything listens.
     cipher = CredentialCipher.from_settings(settings.credentials_key, settings.is_dev)
-    app = web.Application(
-        middlewares=[request_context_middleware, problem_middleware, auth_middleware, path_text_middleware],
-        client_max_size=4 * 1024 * 1024,
-    )
+    app = web.Application(middlewares=[request_context_middleware, problem_middleware], client_max_size=4 * 1024 * 1024)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, max_size=settings.db_pool_size)
@@ -43,11 +44,12 @@ def create_app(settings: ApiSettings) -> web.Application:
         if settings.bootstrap_api_key:
             await access.ensure_bootstrap_key(settings.bootstrap_api_key)
         tests = ConnectionTests(runtime, settings.connection_test_timeout_s)
+        integrations = IntegrationService(runtime, cipher, settings.allow_private_sources, tests=tests)
+        connections = ConnectionService(runtime, integrations)
         app[DEPS] = ApiDeps(
-            runtime=runtime,
-            integrations=IntegrationService(runtime, cipher, settings.allow_private_sources, tests=tests),
-            access=access,
-        )
+            runtime=runtime, integrations=integrations, access=access, connections=connections,
+            objects=ObjectService(runtime, connections), tasks=TaskService(runtime, connections),
+        )  # fmt: skip
         listener = asyncio.create_task(tests.listen(), name="connection_test_listener")
         try:
             yield
@@ -59,10 +61,22 @@ def create_app(settings: ApiSettings) -> web.Application:
     app.cleanup_ctx.append(resources)
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.yaml", openapi)
+    app.router.add_get("/openapi/{name}.yaml", immuta_openapi)
+    # One sub-application per dialect, each with its own routes, auth and error rules. A request goes to the
+    # longest matching prefix: /api/connections/... is Immuta's, the rest of /api/... ours (Entropy's).
+    app.add_subapp("/api/connections", dialect_app(immuta_v2.routes, IMMUTA))
+    app.add_subapp("/data", dialect_app(immuta_v1.routes, IMMUTA))
     # Our own write endpoints first: the dialect's GET /api/integrations/{externalId} must not shadow them.
-    app.router.add_routes(admin.routes)
-    app.router.add_routes(entropy.routes)
+    app.add_subapp("/api", dialect_app(admin.routes, ENTROPY, entropy.routes))
     return app
+
+
+def dialect_app(routes: web.RouteTableDef, style: ErrorStyle, *more: web.RouteTableDef) -> web.Application:
+    dialect = web.Application(middlewares=[problem_middleware, auth_middleware, path_text_middleware])
+    dialect[STYLE] = style
+    for table in (routes, *more):
+        dialect.router.add_routes(table)
+    return dialect
 
 
 async def health(request: web.Request) -> web.Response:
@@ -73,3 +87,10 @@ async def health(request: web.Request) -> web.Response:
 
 async def openapi(_: web.Request) -> web.Response:
     return web.Response(text=OPENAPI_PATH.read_text(), content_type="application/yaml")
+
+
+async def immuta_openapi(request: web.Request) -> web.Response:
+    path = IMMUTA_OPENAPI.get(request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound(text="Served: /openapi.yaml, /openapi/immuta-v2.yaml, /openapi/immuta-v1.yaml")
+    return web.Response(text=path.read_text(), content_type="application/yaml")

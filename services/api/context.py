@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from services.core.access import AccessService
+from services.core.connections import ConnectionService
+from services.core.data_objects import ObjectService
 from services.core.ingestion import Runtime
 from services.core.integrations import IntegrationService
 from services.core.model import Principal
+from services.core.tasks import TaskService
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,9 @@ class ApiDeps:
     runtime: Runtime
     integrations: IntegrationService
     access: AccessService
+    connections: ConnectionService
+    objects: ObjectService
+    tasks: TaskService
 
 
 DEPS = web.AppKey("deps", ApiDeps)
@@ -24,7 +30,7 @@ PRINCIPAL_KEY = "principal"
 
 
 def deps(request: web.Request) -> ApiDeps:
-    return request.app[DEPS]
+    return request.config_dict[DEPS]
 
 
 def principal(request: web.Request) -> Principal:

@@ -54,7 +54,7 @@ def integration_json(integration: Integration, *, with_configuration: bool) -> d
     return body
 
 
-@routes.get("/api/integrations")
+@routes.get("/integrations")
 async def list_integrations(request: web.Request) -> web.StreamResponse:
     """Every visible integration, as the Entropy spec has it; with `p`, one page and a next Link (extension)."""
     where = IntegrationFilter(
@@ -85,13 +85,13 @@ def next_link(request: web.Request, page: int, more: bool) -> dict[str, str]:
     return {"Link": f'<{next_url}>; rel="next"'}
 
 
-@routes.get("/api/integrations/{externalId}")
+@routes.get("/integrations/{externalId}")
 async def get_integration(request: web.Request) -> web.Response:
     integration = await deps(request).integrations.get(principal(request), request.match_info["externalId"])
     return web.json_response(integration_json(integration, with_configuration=True))
 
 
-@routes.get("/api/integrations/{externalId}/runs")
+@routes.get("/integrations/{externalId}/runs")
 async def list_runs(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 50, 1, 200)
     status = choice_param(request, "status", STATUSES)
@@ -105,20 +105,20 @@ async def list_runs(request: web.Request) -> web.Response:
     return web.json_response([run_json(run) for run in runs], headers=next_link(request, page, more))
 
 
-@routes.get("/api/integrations/{externalId}/runs/latest")
+@routes.get("/integrations/{externalId}/runs/latest")
 async def latest_run(request: web.Request) -> web.Response:
     run = await ingestion.latest_run(deps(request).runtime, principal(request), request.match_info["externalId"])
     return web.json_response(run_json(run))
 
 
-@routes.get("/api/integrations/{externalId}/runs/{ingestionRunId}")
+@routes.get("/integrations/{externalId}/runs/{ingestionRunId}")
 async def get_run(request: web.Request) -> web.Response:
     run_id = uuid_path(request, "ingestionRunId")
     run = await ingestion.get_run(deps(request).runtime, principal(request), request.match_info["externalId"], run_id)
     return web.json_response(run_json(run))
 
 
-@routes.post("/api/integrations/{externalId}/run")
+@routes.post("/integrations/{externalId}/run")
 async def trigger_run(request: web.Request) -> web.Response:
     external_id = request.match_info["externalId"]
     try:
@@ -135,7 +135,7 @@ async def trigger_run(request: web.Request) -> web.Response:
     return web.json_response(body, status=202)
 
 
-@routes.post("/api/integrations/{externalId}/cancel")
+@routes.post("/integrations/{externalId}/cancel")
 async def cancel_run(request: web.Request) -> web.Response:
     await ingestion.cancel_run(deps(request).runtime, principal(request), request.match_info["externalId"])
     return web.Response(status=204)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -11,12 +12,41 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from services.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, field_errors
+from services.core.errors import (
+    Conflict,
+    CredentialsRequired,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    field_errors,
+)
 from shared.errors import is_retriable
 
 log = structlog.get_logger()
 
 PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class ErrorStyle:
+    """How a dialect reports errors: the status of invalid input and of a missing key, and extra body fields."""
+
+    invalid_input_status: int = 422
+    unauthenticated_status: int = 403
+    # Immuta's clients (hapi-style) read `message` and `statusCode`: the detail and status again.
+    with_message: bool = False
+
+
+ENTROPY = ErrorStyle()
+IMMUTA = ErrorStyle(invalid_input_status=400, unauthenticated_status=401, with_message=True)
+STYLE = web.AppKey("error_style", ErrorStyle)
+
+
+def style_of(request: web.Request | None) -> ErrorStyle:
+    if request is None:
+        return ENTROPY
+    return request.config_dict.get(STYLE, ENTROPY)
 
 
 def problem(status: int, detail: str, request: web.Request | None = None, **extra: Any) -> web.Response:
@@ -28,6 +58,9 @@ def problem(status: int, detail: str, request: web.Request | None = None, **extr
     }
     if request is not None:
         body["instance"] = request.path
+        if style_of(request).with_message:
+            body["message"] = detail
+            body["statusCode"] = status
     body.update(extra)
     return web.json_response(body, status=status, content_type=PROBLEM_JSON)
 
@@ -44,7 +77,7 @@ class BadRequest(Exception):
 def validation_problem(error: ValidationError, request: web.Request, prefix: str = "") -> web.Response:
     errors = [{"field": field, "message": message} for field, message in field_errors(error, prefix)]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return problem(422, f"Invalid request body: {detail}", request, errors=errors)
+    return problem(style_of(request).invalid_input_status, f"Invalid request body: {detail}", request, errors=errors)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -74,6 +107,8 @@ def error_response(error: Exception, request: web.Request) -> web.Response:
         if isinstance(error, kind):
             field = error.field if isinstance(error, InvalidInput) else None
             extra = {"errors": [{"field": field, "message": error.detail}]} if field else {}
+            if kind is InvalidInput and not isinstance(error, CredentialsRequired):
+                status = style_of(request).invalid_input_status
             return problem(status, error.detail, request, **extra)
     if isinstance(error, DomainError):
         log.error("domain_error", error=error.detail)

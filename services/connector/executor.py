@@ -20,10 +20,12 @@ from services.connector.sources import open_source
 from services.connector.sources.base import AssetDict, SourceError, SourcePlugin
 from services.core.crypto import CredentialCipher
 from services.core.errors import DomainError
+from services.core.objects import CrawlScope
 from services.core.runs import RunStatus
 from services.core.sources import Resolver, SystemResolver
 from services.core.store import claims
 from services.core.store import integrations as integration_store
+from services.core.store import objects as object_store
 from services.core.store.integrations import RunContext
 from shared.events import (
     AssetsChanged,
@@ -183,9 +185,16 @@ class RunExecutor:
         )  # fmt: skip
         try:
             async with self._pool.acquire() as conn:
-                run.diff = AssetDiff(await integration_store.asset_fingerprints(conn, ctx.run.integration_id))
+                previous = await integration_store.asset_fingerprints(conn, ctx.run.integration_id)
+                scope = CrawlScope(ctx.run.scope, ctx.run.force_recursive,
+                                   await object_store.is_active_overrides(conn, ctx.run.integration_id))  # fmt: skip
+            if not scope.everything:  # a sub-path crawl, or inactive subtrees to leave alone
+                previous = {key: print_ for key, print_ in previous.items() if scope.covers(key)}
+            run.diff = AssetDiff(previous)
             last_progress = time.monotonic()
             async for batch in plugin.crawl():
+                if not scope.everything:
+                    batch = [asset for asset in batch if scope.covers(asset["key"])]
                 changed = run.diff.add(batch)
                 if changed:
                     await self._send_assets(run, changed, [])

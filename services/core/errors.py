@@ -37,6 +37,10 @@ class InvalidInput(DomainError):
         self.field = field
 
 
+class CredentialsRequired(InvalidInput):
+    """A change of where or as whom stored credentials are sent, without sending them again (always a 422)."""
+
+
 class TransitionRejected(DomainError):
     """An event does not apply to the run's current state (e.g. it arrived after a terminal state)."""
 

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 import asyncpg
 
 from services.core.errors import AlreadyRunning, Forbidden, NotFound
 from services.core.model import Integration, Principal
-from services.core.runs import CancelRun, RequestRun, RunState, RunStatus, decide
+from services.core.runs import (
+    SYSTEM,
+    AssetCounts,
+    CancelRun,
+    RecordTask,
+    Requester,
+    RequestRun,
+    RunState,
+    RunStatus,
+    decide,
+)
 from services.core.store import integrations as integration_store
 from services.core.store import outbox, run_reads, runlog
 from shared import topics
@@ -32,15 +43,21 @@ class Runtime:
     new_id: IdFactory
 
 
-async def visible_integration(conn: asyncpg.Connection, principal: Principal, external_id: str) -> Integration:
+async def visible_integration(
+    conn: asyncpg.Connection, principal: Principal, external_id: str, *, lock: bool = False
+) -> Integration:
+    if lock:  # serialises writers of one integration (a read-validate-write must not interleave)
+        await conn.execute("SELECT 1 FROM integrations WHERE external_id = $1 FOR UPDATE", external_id)
     integration = await integration_store.get_by_external_id(conn, external_id)
     if integration is None or not principal.can_view(integration.owning_team_id):
         raise NotFound(f"Integration '{external_id}' was not found, or this API key cannot see it.")
     return integration
 
 
-async def editable_integration(conn: asyncpg.Connection, principal: Principal, external_id: str) -> Integration:
-    integration = await visible_integration(conn, principal, external_id)
+async def editable_integration(
+    conn: asyncpg.Connection, principal: Principal, external_id: str, *, lock: bool = False
+) -> Integration:
+    integration = await visible_integration(conn, principal, external_id, lock=lock)
     if not principal.can_edit(integration.owning_team_id):
         needed = (
             f"INGESTION_EDIT on team '{integration.owning_team_external_id}'"
@@ -51,17 +68,29 @@ async def editable_integration(conn: asyncpg.Connection, principal: Principal, e
     return integration
 
 
+def requester(principal: Principal) -> Requester:
+    return Requester(name=principal.name, principal_id=principal.principal_id)
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """What a sync covers and who asked: the whole connection by default; an object key and its subtree."""
+
+    trigger: str  # manual | schedule | system
+    requested_by: Requester = SYSTEM
+    scope: str | None = None
+    force_recursive: bool = False
+
+
 async def claim_run(
-    conn: asyncpg.Connection,
-    integration: Integration,
-    *,
-    trigger: str,
-    requested_by: str | None,
-    at: datetime,
-    run_id: uuid.UUID,
-) -> RunState:
+    conn: asyncpg.Connection, integration: Integration, request: SyncRequest, *, at: datetime, run_id: uuid.UUID,
+    task_id: uuid.UUID,
+) -> RunState:  # fmt: skip
     """Atomically create the integration's one active run and queue its start command (outbox)."""
-    command = RequestRun(run_id, integration.id, integration.external_id, trigger, requested_by, at)
+    command = RequestRun(
+        run_id, integration.id, integration.external_id, request.trigger, request.requested_by, at, task_id=task_id,
+        scope=request.scope, force_recursive=request.force_recursive,
+    )  # fmt: skip
     events = decide(None, command)
     start = StartRunCommand(
         occurred_at=at,
@@ -82,12 +111,37 @@ async def claim_run(
     return result.state
 
 
+async def start_sync(rt: Runtime, conn: asyncpg.Connection, integration: Integration, request: SyncRequest) -> RunState:
+    """Claim a sync of `integration` inside the caller's transaction (AlreadyRunning if one is active)."""
+    return await claim_run(conn, integration, request, at=rt.clock(), run_id=rt.new_id(), task_id=rt.new_id())
+
+
+async def record_task(rt: Runtime, conn: asyncpg.Connection, integration: Integration, task: TaskRecord) -> RunState:
+    """Record work the control plane did at once (a delete, a settings change) as a run that already succeeded."""
+    run_id = rt.new_id()
+    command = RecordTask(
+        run_id, integration.id, integration.external_id, task.kind, task.requested_by, rt.clock(), rt.new_id(),
+        task.scope, task.message, task.deleted_subtrees, task.counts,
+    )  # fmt: skip
+    result = await runlog.append(conn, run_id, decide(None, command))
+    assert result.state is not None
+    return result.state
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    kind: Literal["delete", "settings"]
+    requested_by: Requester
+    scope: str | None
+    message: str
+    deleted_subtrees: tuple[str, ...] = ()
+    counts: AssetCounts = field(default_factory=AssetCounts)
+
+
 async def trigger_run(rt: Runtime, principal: Principal, external_id: str) -> RunState:
     async with rt.pool.acquire() as conn, conn.transaction():
         integration = await editable_integration(conn, principal, external_id)
-        return await claim_run(
-            conn, integration, trigger="manual", requested_by=principal.name, at=rt.clock(), run_id=rt.new_id()
-        )
+        return await start_sync(rt, conn, integration, SyncRequest("manual", requester(principal)))
 
 
 async def cancel_run(rt: Runtime, principal: Principal, external_id: str) -> RunState | None:
@@ -97,18 +151,25 @@ async def cancel_run(rt: Runtime, principal: Principal, external_id: str) -> Run
         active = await run_reads.active_run(conn, integration.id)
         if active is None:
             return None
-        state = await runlog.load_state(conn, active.run_id, lock=True)
-        events = decide(state, CancelRun(requested_by=principal.name, at=rt.clock()))
-        if not events:
-            return state
-        result = await runlog.append(conn, active.run_id, events)
-        command = CancelRunCommand(
-            event_id=rt.new_id(), occurred_at=events[0].occurred_at, integration_id=integration.id,
-            integration_external_id=integration.external_id, run_id=active.run_id,
-            payload=CancelRunPayload(requested_by=principal.name),
-        )  # fmt: skip
-        await outbox.enqueue(conn, [(topics.RUN_CANCELLATIONS, str(integration.id), command.to_bytes())])
-        return result.state
+        return await request_cancel(rt, conn, integration, active.run_id, requester(principal))
+
+
+async def request_cancel(
+    rt: Runtime, conn: asyncpg.Connection, integration: Integration, run_id: uuid.UUID, who: Requester
+) -> RunState | None:
+    """Ask the run's connector to stop (inside the caller's transaction); a finished run stays as it is."""
+    state = await runlog.load_state(conn, run_id, lock=True)
+    events = decide(state, CancelRun(requested_by=who, at=rt.clock()))
+    if not events:
+        return state
+    result = await runlog.append(conn, run_id, events)
+    command = CancelRunCommand(
+        event_id=rt.new_id(), occurred_at=events[0].occurred_at, integration_id=integration.id,
+        integration_external_id=integration.external_id, run_id=run_id,
+        payload=CancelRunPayload(requested_by=who.name),
+    )  # fmt: skip
+    await outbox.enqueue(conn, [(topics.RUN_CANCELLATIONS, str(integration.id), command.to_bytes())])
+    return result.state
 
 
 async def list_runs(
@@ -122,7 +183,7 @@ async def list_runs(
     """One page of runs, newest first, and whether another page follows."""
     async with rt.pool.acquire() as conn:
         integration = await visible_integration(conn, principal, external_id)
-        runs = await run_reads.list_runs(conn, integration.id, statuses, limit + 1, page * limit)
+        runs = await run_reads.list_runs(conn, integration.id, statuses, limit + 1, page * limit, kind="sync")
     return runs[:limit], len(runs) > limit
 
 
@@ -137,6 +198,6 @@ async def get_run(rt: Runtime, principal: Principal, external_id: str, run_id: u
     async with rt.pool.acquire() as conn:
         integration = await visible_integration(conn, principal, external_id)
         run = await run_reads.get_run(conn, run_id)
-    if run is None or run.integration_id != integration.id:
+    if run is None or run.integration_id != integration.id or run.kind != "sync":
         raise NotFound(f"Run '{run_id}' was not found for integration '{external_id}'.")
     return run

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -10,8 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.connection_tests import ConnectionTest, ConnectionTests
 from services.core.crypto import CredentialCipher
-from services.core.errors import Conflict, Forbidden, InvalidInput
-from services.core.ingestion import Runtime, editable_integration, visible_integration
+from services.core.errors import Conflict, CredentialsRequired, Forbidden, InvalidInput
+from services.core.ingestion import (
+    Runtime,
+    SyncRequest,
+    editable_integration,
+    request_cancel,
+    requester,
+    start_sync,
+    visible_integration,
+)
 from services.core.model import ExternalId, Integration, Principal, Schedule, Source
 from services.core.runs import RunState
 from services.core.sources import Resolver, SystemResolver, check_endpoints, spec_for
@@ -95,64 +103,117 @@ class IntegrationService:
     async def create(self, principal: Principal, spec: NewIntegration) -> Integration:
         config, credentials = await self._validated(spec.source, spec.configuration, spec.credentials, stored=None)
         async with self._rt.pool.acquire() as conn, conn.transaction():
-            team_id = await self._team_for(conn, principal, spec.owning_team_external_id)
-            values: dict[str, Any] = {
-                "id": self._rt.new_id(),
-                "external_id": spec.external_id,
-                "name": spec.name,
-                "source": spec.source.value,
-                "enabled": spec.enabled,
-                "owning_team_id": team_id,
-                "configuration": config,
-                "credentials_enc": self._cipher.encrypt(credentials) if credentials else None,
-                "schedule": _schedule_json(spec.schedule),
-                "next_fire_at": None,
-            }
-            if spec.fail_safe_threshold is not None:
-                values["fail_safe_threshold"] = spec.fail_safe_threshold
-            try:
+            return await self.insert(conn, principal, spec, config, credentials)
+
+    async def register(self, principal: Principal, spec: NewIntegration) -> tuple[Integration, RunState]:
+        """Create an integration and start its first sync (a SYSTEM task), in one transaction."""
+        config, credentials = await self._validated(spec.source, spec.configuration, spec.credentials, stored=None)
+        async with self._rt.pool.acquire() as conn, conn.transaction():
+            created = await self.insert(conn, principal, spec, config, credentials)
+            return created, await start_sync(self._rt, conn, created, SyncRequest("system"))
+
+    async def insert(
+        self, conn: asyncpg.Connection, principal: Principal, spec: NewIntegration, config: dict[str, Any],
+        credentials: dict[str, Any] | None,
+    ) -> Integration:  # fmt: skip
+        team_id = await self._team_for(conn, principal, spec.owning_team_external_id)
+        values: dict[str, Any] = {
+            "id": self._rt.new_id(),
+            "external_id": spec.external_id,
+            "name": spec.name,
+            "source": spec.source.value,
+            "enabled": spec.enabled,
+            "owning_team_id": team_id,
+            "configuration": config,
+            "credentials_enc": self._cipher.encrypt(credentials) if credentials else None,
+            "schedule": _schedule_json(spec.schedule),
+            "next_fire_at": None,
+            "created_by": principal.principal_id,
+            "updated_by": principal.principal_id,
+        }
+        if spec.fail_safe_threshold is not None:
+            values["fail_safe_threshold"] = spec.fail_safe_threshold
+        try:
+            async with conn.transaction():
                 await integration_store.insert(conn, values)
-            except asyncpg.UniqueViolationError:
-                raise Conflict(f"An integration with externalId '{spec.external_id}' already exists.") from None
-            created = await integration_store.get_by_external_id(conn, spec.external_id)
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"An integration with externalId '{spec.external_id}' already exists.") from None
+        created = await integration_store.get_by_external_id(conn, spec.external_id)
         assert created is not None
         return created
 
-    async def update(self, principal: Principal, external_id: str, changes: IntegrationFields) -> Integration:
-        async with self._rt.pool.acquire() as conn, conn.transaction():
-            current = await editable_integration(conn, principal, external_id)
-            values: dict[str, Any] = {}
-            sent = changes.model_fields_set
-            if "name" in sent and changes.name is not None:
-                values["name"] = changes.name
-            if "enabled" in sent and changes.enabled is not None:
-                values["enabled"] = changes.enabled
-                values["next_fire_at"] = None  # re-enabling starts from now, no burst of missed fires
-            if "fail_safe_threshold" in sent and changes.fail_safe_threshold is not None:
-                values["fail_safe_threshold"] = changes.fail_safe_threshold
-            if "schedule" in sent:
-                values["schedule"] = _schedule_json(changes.schedule)
-                values["schedule_error"] = values["schedule_error_at"] = None  # evaluated afresh
-                values["next_fire_at"] = None  # the scheduler recomputes it from the new rule
-            if "owning_team_external_id" in sent:
-                values["owning_team_id"] = await self._team_for(conn, principal, changes.owning_team_external_id)
-            if "configuration" in sent or "credentials" in sent:
-                merged = {**current.configuration, **(changes.configuration or {})}
-                config, credentials = await self._validated(current.source, merged, changes.credentials, stored=current)
-                values["configuration"] = config
-                if credentials is not None:
-                    values["credentials_enc"] = self._cipher.encrypt(credentials)
-            if values:
-                await integration_store.update(conn, current.id, values)
-            updated = await integration_store.get_by_external_id(conn, external_id)
+    async def update(
+        self, principal: Principal, external_id: str, changes: IntegrationFields, *, dry_run: bool = False,
+        precondition: Callable[[Integration], None] | None = None,
+    ) -> Integration:  # fmt: skip
+        """Apply `changes`; with `dry_run`, validate and return the result without keeping it.
+
+        `precondition` checks the current integration's state after the request was validated (a dialect's
+        409 comes after its 400)."""
+        async with self._rt.pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                updated = await self.update_in(conn, principal, external_id, changes, precondition=precondition)
+            except BaseException:
+                await transaction.rollback()
+                raise
+            await (transaction.rollback() if dry_run else transaction.commit())
+        return updated
+
+    async def update_in(
+        self, conn: asyncpg.Connection, principal: Principal, external_id: str, changes: IntegrationFields, *,
+        replace_configuration: bool = False, precondition: Callable[[Integration], None] | None = None,
+    ) -> Integration:  # fmt: skip
+        """`changes` applied inside the caller's transaction. `replace_configuration`: the configuration sent
+        is the whole configuration (a full replace), not merged into the stored one."""
+        current = await editable_integration(conn, principal, external_id, lock=True)
+        values: dict[str, Any] = {}
+        sent = changes.model_fields_set
+        if "name" in sent and changes.name is not None:
+            values["name"] = changes.name
+        if "enabled" in sent and changes.enabled is not None:
+            values["enabled"] = changes.enabled
+            values["next_fire_at"] = None  # re-enabling starts from now, no burst of missed fires
+        if "fail_safe_threshold" in sent and changes.fail_safe_threshold is not None:
+            values["fail_safe_threshold"] = changes.fail_safe_threshold
+        if "schedule" in sent:
+            values["schedule"] = _schedule_json(changes.schedule)
+            values["schedule_error"] = values["schedule_error_at"] = None  # evaluated afresh
+            values["next_fire_at"] = None  # the scheduler recomputes it from the new rule
+        if "owning_team_external_id" in sent:
+            values["owning_team_id"] = await self._team_for(conn, principal, changes.owning_team_external_id)
+        if "configuration" in sent or "credentials" in sent:
+            base = {} if replace_configuration else current.configuration
+            merged = {**base, **(changes.configuration or {})}
+            config, credentials = await self._validated(current.source, merged, changes.credentials, stored=current)
+            values["configuration"] = config
+            if credentials is not None:
+                values["credentials_enc"] = self._cipher.encrypt(credentials)
+        if precondition is not None:
+            precondition(current)
+        if values:
+            values["updated_by"] = principal.principal_id
+            await integration_store.update(conn, current.id, values)
+        updated = await integration_store.get_by_external_id(conn, external_id)
         assert updated is not None
         return updated
 
-    async def delete(self, principal: Principal, external_id: str) -> None:
+    async def delete(
+        self, principal: Principal, external_id: str, *, cancel_active: bool = False,
+        precondition: Callable[[Integration], None] | None = None,
+    ) -> None:  # fmt: skip
+        """Delete an integration, its runs and assets. A run in progress is a conflict, or with `cancel_active`
+        is told to stop (its connector's later reports are then ignored: the run is gone)."""
         async with self._rt.pool.acquire() as conn, conn.transaction():
-            integration = await editable_integration(conn, principal, external_id)
-            if await run_reads.active_run(conn, integration.id):
+            integration = await editable_integration(conn, principal, external_id, lock=True)
+            if precondition is not None:
+                precondition(integration)
+            active = await run_reads.active_run(conn, integration.id)
+            if active and not cancel_active:
                 raise Conflict(f"Integration '{external_id}' has a run in progress; cancel it first.")
+            if active:
+                await request_cancel(self._rt, conn, integration, active.run_id, requester(principal))
             await integration_store.delete(conn, integration.id)
 
     async def get(self, principal: Principal, external_id: str) -> Integration:
@@ -168,6 +229,15 @@ class IntegrationService:
                 conn, principal, where, offset=page * page_size, limit=page_size + 1
             )
         return rows[:page_size], len(rows) > page_size
+
+    async def list_after(
+        self, principal: Principal, after: str | None, limit: int
+    ) -> tuple[Sequence[Integration], bool]:
+        """One keyset page ordered by externalId (those after `after`), and whether more follow."""
+        async with self._rt.pool.acquire() as conn:
+            rows = await integration_store.list_visible(conn, principal, IntegrationFilter(), after=after,
+                                                        limit=limit + 1)  # fmt: skip
+        return [integration for integration, _ in rows[:limit]], len(rows) > limit
 
     async def list_all(
         self, principal: Principal, where: IntegrationFilter, *, batch_size: int = 500
@@ -212,7 +282,7 @@ class IntegrationService:
             # The stored credentials may only go where, and as whom, they were entered for.
             changed = spec.changed_identity(stored.configuration, config)
             if changed:
-                raise InvalidInput(
+                raise CredentialsRequired(
                     f"Changing {', '.join(changed)} changes where or as whom the stored credentials are sent; "
                     "send `credentials` in the same request.",
                     field="credentials",

@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterError, croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-EXTERNAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-EXTERNAL_ID_RULE = "1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+# A leading '_' or '-' is allowed because every Immuta connection key (`^[A-Za-z0-9_-]{1,128}$`) is an externalId.
+EXTERNAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
+EXTERNAL_ID_RULE = "1-128 characters: letters, digits, '.', '_' or '-', not starting with '.'"
 
 
 def _check_external_id(value: str) -> str:
@@ -133,6 +134,33 @@ class Integration:
     updated_at: datetime
     fail_safe_threshold: float = 20.0
     schedule_error: str | None = None  # why the scheduler cannot evaluate the schedule, if it cannot
+    number: int = 0  # a small integer id (Immuta's nativeIntegrationId)
+    created_by: str | None = None  # principal ids; None: the system
+    updated_by: str | None = None
+    health: Health | None = None  # the last connection validation
+    last_sync: Health | None = None  # how the last finished sync ended (SUCCESS or FAILED)
+
+    @property
+    def state(self) -> ConnectionState:
+        """INACTIVE when disabled; UNHEALTHY when the more recent of validation and sync failed; else ACTIVE."""
+        if not self.enabled:
+            return ConnectionState.INACTIVE
+        known = [h for h in (self.health, self.last_sync) if h is not None]
+        latest = max(known, key=lambda h: h.at) if known else None
+        return ConnectionState.UNHEALTHY if latest is not None and not latest.ok else ConnectionState.ACTIVE
+
+
+class ConnectionState(StrEnum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+    UNHEALTHY = "UNHEALTHY"
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    at: datetime
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +171,11 @@ class Principal:
     name: str
     org_owner: bool
     team_permissions: dict[uuid.UUID, frozenset[str]] = field(default_factory=dict)
+    number: int = 0  # the key's small integer id: Immuta's dialects show principals as integers
+
+    @property
+    def principal_id(self) -> str:
+        return str(self.number)
 
     @property
     def team_ids(self) -> list[uuid.UUID]:

@@ -11,11 +11,13 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from services.core.errors import AlreadyRunning, TransitionRejected
 from shared.events import (
     AssetCountsPayload,
+    AssetsChanged,
+    AssetsChangedPayload,
     CancelRequestedPayload,
     FinishedPayload,
     RequestedPayload,
@@ -29,6 +31,7 @@ from shared.events import (
     RunRequested,
     RunStarted,
     RunSucceeded,
+    StartedPayload,
 )
 
 
@@ -86,9 +89,28 @@ class RunState:
     cancel_requested: bool = False
     version: int = 0  # seq of the last applied event
     owner: RunOwner | None = None  # the connector claim that started the run; only it may report
+    # The task view of the run (what it is, who asked): from run.requested.v1.
+    kind: str = "sync"  # sync | delete | settings
+    task_id: uuid.UUID | None = None
+    scope: str | None = None
+    force_recursive: bool = False
+    created_by: str | None = None  # principal id; None: the system
+    canceled_by: str | None = None  # principal id of who requested its cancellation
+    updated_at: datetime | None = None  # when the last event applied
 
 
 # ---- commands -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks: an API key (its name for people, its number as principal id) or the system (both None)."""
+
+    name: str | None = None
+    principal_id: str | None = None
+
+
+SYSTEM = Requester()
 
 
 @dataclass(frozen=True)
@@ -97,14 +119,38 @@ class RequestRun:
     integration_id: uuid.UUID
     integration_external_id: str
     trigger: str
-    requested_by: str | None
+    requested_by: Requester
     at: datetime
+    task_id: uuid.UUID | None = None
+    scope: str | None = None
+    force_recursive: bool = False
 
 
 @dataclass(frozen=True)
 class CancelRun:
-    requested_by: str | None
+    requested_by: Requester
     at: datetime
+
+
+@dataclass(frozen=True)
+class RecordTask:
+    """Work the control plane does at once, recorded as a run that is requested, started and succeeds together:
+    a delete of data objects (`deleted_subtrees`, `counts.deleted` assets) or a settings change."""
+
+    run_id: uuid.UUID
+    integration_id: uuid.UUID
+    integration_external_id: str
+    kind: Literal["delete", "settings"]
+    requested_by: Requester
+    at: datetime
+    task_id: uuid.UUID
+    scope: str | None
+    message: str
+    deleted_subtrees: tuple[str, ...] = ()
+    counts: AssetCounts = AssetCounts()
+
+
+CONTROL_PLANE = "control-plane"  # the "connector" of runs the control plane executes itself
 
 
 @dataclass(frozen=True)
@@ -115,22 +161,30 @@ class AbortRun:
     at: datetime
 
 
-Command = RequestRun | CancelRun | AbortRun
+Command = RequestRun | CancelRun | AbortRun | RecordTask
 
 
 def decide(state: RunState | None, command: Command) -> list[RunLogEvent]:
     if isinstance(command, RequestRun):
         if state is not None and state.status.is_active:
             raise AlreadyRunning(f"run {state.run_id} is already {state.status.value}")
+        who = command.requested_by
         return [
             RunRequested(
                 occurred_at=command.at,
                 integration_id=command.integration_id,
                 integration_external_id=command.integration_external_id,
                 run_id=command.run_id,
-                payload=RequestedPayload(trigger=command.trigger, requested_by=command.requested_by),
+                payload=RequestedPayload(
+                    trigger=command.trigger, requested_by=who.name, principal_id=who.principal_id,
+                    task_id=command.task_id, scope=command.scope, force_recursive=command.force_recursive,
+                ),
             )
-        ]
+        ]  # fmt: skip
+    if isinstance(command, RecordTask):
+        if state is not None:
+            raise AlreadyRunning(f"run {state.run_id} already exists")
+        return _record_task(command)
     if state is None or state.status.is_terminal:
         return []  # cancelling or aborting a finished run is a no-op, never an error
     if isinstance(command, CancelRun):
@@ -138,7 +192,10 @@ def decide(state: RunState | None, command: Command) -> list[RunLogEvent]:
         if not state.cancel_requested:
             events.append(
                 RunCancelRequested(
-                    **_about(state, command.at), payload=CancelRequestedPayload(requested_by=command.requested_by)
+                    **_about(state, command.at),
+                    payload=CancelRequestedPayload(
+                        requested_by=command.requested_by.name, principal_id=command.requested_by.principal_id
+                    ),
                 )
             )
         if state.status is RunStatus.QUEUED:
@@ -151,6 +208,27 @@ def decide(state: RunState | None, command: Command) -> list[RunLogEvent]:
         message = f"Cancelled; the connector did not confirm the cancellation ({command.reason})."
         return [RunCancelled(**_about(state, command.at), payload=_finished(state, message))]
     return [RunFailed(**_about(state, command.at), payload=_finished(state, command.reason))]
+
+
+def _record_task(command: RecordTask) -> list[RunLogEvent]:
+    about: dict[str, Any] = {"occurred_at": command.at, "integration_id": command.integration_id,
+                             "integration_external_id": command.integration_external_id,
+                             "run_id": command.run_id}  # fmt: skip
+    who = command.requested_by
+    requested = RequestedPayload(
+        trigger="manual" if who.principal_id else "system", requested_by=who.name, principal_id=who.principal_id,
+        kind=command.kind, task_id=command.task_id, scope=command.scope,
+    )  # fmt: skip
+    events: list[RunLogEvent] = [
+        RunRequested(**about, payload=requested),
+        RunStarted(**about, payload=StartedPayload(connector_id=CONTROL_PLANE)),
+    ]
+    if command.deleted_subtrees:
+        changed = AssetsChangedPayload(deleted_subtrees=list(command.deleted_subtrees))
+        events.append(AssetsChanged(**about, payload=changed))
+    events.append(RunSucceeded(**about, payload=FinishedPayload(counts=command.counts.to_payload(),
+                                                                 message=command.message)))  # fmt: skip
+    return events
 
 
 def _about(state: RunState, at: datetime) -> dict[str, Any]:
@@ -174,14 +252,21 @@ def evolve(state: RunState | None, event: RunLogEvent) -> RunState:
     if isinstance(event, RunRequested):
         if state is not None:
             raise TransitionRejected(f"run {event.run_id} was already requested")
+        requested = event.payload
         return RunState(
             run_id=event.run_id,
             integration_id=event.integration_id,
             integration_external_id=event.integration_external_id,
             status=RunStatus.QUEUED,
-            trigger=event.payload.trigger,
+            trigger=requested.trigger,
             requested_at=event.occurred_at,
             version=1,
+            kind=requested.kind,
+            task_id=requested.task_id or event.run_id,
+            scope=requested.scope,
+            force_recursive=requested.force_recursive,
+            created_by=requested.principal_id,
+            updated_at=event.occurred_at,
         )
     if state is None:
         raise TransitionRejected(f"{event.type} for unknown run {event.run_id}")
@@ -190,10 +275,14 @@ def evolve(state: RunState | None, event: RunLogEvent) -> RunState:
     if state.status.is_terminal:
         raise TransitionRejected(f"run {state.run_id} is already {state.status.value}; {event.type} ignored")
     _check_owner(state, event)
+    return replace(_evolve_active(state, event), updated_at=event.occurred_at)
+
+
+def _evolve_active(state: RunState, event: RunLogEvent) -> RunState:
     nxt = state.version + 1
     match event:
-        case RunCancelRequested():
-            return replace(state, cancel_requested=True, version=nxt)
+        case RunCancelRequested(payload=cancel):
+            return replace(state, cancel_requested=True, canceled_by=cancel.principal_id, version=nxt)
         case RunStarted(payload=started):
             if state.status is not RunStatus.QUEUED:
                 raise TransitionRejected(f"run {state.run_id} was already started")

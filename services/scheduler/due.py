@@ -8,7 +8,7 @@ import asyncpg
 import structlog
 
 from services.core.errors import AlreadyRunning
-from services.core.ingestion import Runtime, claim_run
+from services.core.ingestion import Runtime, SyncRequest, claim_run
 from services.core.store import integrations as integration_store
 from services.core.store import schedules
 from shared.errors import is_retriable
@@ -55,7 +55,7 @@ async def _fire_one(rt: Runtime, conn: asyncpg.Connection, external_id: str, due
         fired = 1
         run_id = rt.new_id()
         try:
-            await claim_run(conn, integration, trigger="schedule", requested_by="scheduler", at=now, run_id=run_id)
+            await claim_run(conn, integration, SyncRequest("schedule"), at=now, run_id=run_id, task_id=rt.new_id())
             outcome, recorded_run = "fired", run_id
         except AlreadyRunning:
             outcome, recorded_run = "skipped_active", None

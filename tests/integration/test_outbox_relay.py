@@ -78,7 +78,9 @@ async def test_published_run_events_carry_the_documented_envelope(runtime, make_
         await eventually(all_three, timeout=20)
         assert [(type(e), e.seq) for e in received] == [(RunRequested, 1), (RunCancelRequested, 2), (RunCancelled, 3)]
         assert all(e.integration_external_id == integration.external_id for e in received)
-        assert received[0].payload.model_dump() == {"trigger": "manual", "requested_by": "owner"}
+        requested = received[0].payload.model_dump()
+        assert requested == {"trigger": "manual", "requested_by": "owner", "principal_id": "0", "kind": "sync",
+                             "task_id": requested["task_id"], "scope": None, "force_recursive": False}  # fmt: skip
     finally:
         await consumer.stop()
         await publisher.reset()

@@ -8,7 +8,18 @@ import pytest
 from pydantic import ValidationError
 
 from services.core.errors import AlreadyRunning, TransitionRejected
-from services.core.runs import AbortRun, CancelRun, RequestRun, RunState, RunStatus, decide, evolve
+from services.core.runs import (
+    SYSTEM,
+    AbortRun,
+    CancelRun,
+    RecordTask,
+    Requester,
+    RequestRun,
+    RunState,
+    RunStatus,
+    decide,
+    evolve,
+)
 from shared.events import (
     AssetCountsPayload,
     AssetsChanged,
@@ -32,7 +43,7 @@ C1 = RunOwner(connector_id="c1", attempt=1)
 
 
 def requested() -> RunState:
-    [event] = decide(None, RequestRun(uuid.uuid4(), INTEGRATION, "demo", "manual", "tester", T0))
+    [event] = decide(None, RequestRun(uuid.uuid4(), INTEGRATION, "demo", "manual", Requester("tester", "7"), T0))
     return evolve(None, event)
 
 
@@ -134,12 +145,12 @@ def test_control_plane_events_apply_whoever_owns_the_run():
 
 def test_requesting_while_active_is_already_running():
     with pytest.raises(AlreadyRunning):
-        decide(requested(), RequestRun(uuid.uuid4(), INTEGRATION, "demo", "manual", None, T0))
+        decide(requested(), RequestRun(uuid.uuid4(), INTEGRATION, "demo", "manual", SYSTEM, T0))
 
 
 def test_cancelling_a_queued_run_ends_it_at_once():
     state = requested()
-    events = decide(state, CancelRun(requested_by="alice", at=T0))
+    events = decide(state, CancelRun(requested_by=Requester("alice", "3"), at=T0))
     assert [type(e) for e in events] == [RunCancelRequested, RunCancelled]
     for event in events:
         state = evolve(state, event)
@@ -148,17 +159,17 @@ def test_cancelling_a_queued_run_ends_it_at_once():
 
 def test_cancelling_a_running_run_only_sets_the_flag_and_is_idempotent():
     state = started(requested())
-    [event] = decide(state, CancelRun(requested_by="alice", at=T0))
+    [event] = decide(state, CancelRun(requested_by=Requester("alice", "3"), at=T0))
     assert isinstance(event, RunCancelRequested) and event.owner is None
     state = evolve(state, event)
     assert state.status is RunStatus.RUNNING and state.cancel_requested
-    assert decide(state, CancelRun(requested_by="alice", at=T0)) == []
+    assert decide(state, CancelRun(requested_by=Requester("alice", "3"), at=T0)) == []
 
 
 def test_cancelling_or_aborting_a_finished_run_decides_nothing():
     state = started(requested())
     state = evolve(state, RunFailed(**about(state), payload=finished()))
-    assert decide(state, CancelRun(requested_by=None, at=T0)) == []
+    assert decide(state, CancelRun(requested_by=SYSTEM, at=T0)) == []
     assert decide(state, AbortRun(reason="silent", at=T0)) == []
 
 
@@ -175,7 +186,7 @@ def test_aborting_fails_a_silent_run_with_the_reason_and_keeps_its_counts():
 
 def test_aborting_a_run_whose_cancel_was_requested_ends_it_cancelled():
     state = started(requested())
-    state = evolve(state, decide(state, CancelRun(requested_by="bob", at=T0))[0])
+    state = evolve(state, decide(state, CancelRun(requested_by=Requester("bob", "4"), at=T0))[0])
     [event] = decide(state, AbortRun(reason="no heartbeat", at=T0))
     assert evolve(state, event).status is RunStatus.CANCELLED
 
@@ -202,3 +213,51 @@ def test_an_event_naming_another_integration_is_rejected():
     )
     with pytest.raises(TransitionRejected, match="not the run's"):
         evolve(state, stray)
+
+
+def test_a_request_carries_the_task_view_of_the_run():
+    run_id, task_id = uuid.uuid4(), uuid.uuid4()
+    command = RequestRun(run_id, INTEGRATION, "demo", "system", SYSTEM, T0, task_id=task_id, scope="db/sales",
+                         force_recursive=True)  # fmt: skip
+    state = evolve(None, decide(None, command)[0])
+    assert (state.kind, state.task_id, state.scope, state.force_recursive, state.created_by) == (
+        "sync",
+        task_id,
+        "db/sales",
+        True,
+        None,
+    )
+    assert state.updated_at == T0
+
+
+def test_a_log_without_task_ids_uses_the_run_id_as_the_task_id():
+    state = requested()
+    assert state.task_id == state.run_id
+    assert state.created_by == "7"
+
+
+def test_a_cancel_records_who_cancelled_once_the_run_ends_cancelled():
+    state = started(requested())
+    state = evolve(state, decide(state, CancelRun(requested_by=Requester("alice", "3"), at=T0))[0])
+    later = T0 + timedelta(seconds=2)
+    state = evolve(state, RunCancelled(**about(state, later), payload=finished()))
+    assert (state.status, state.canceled_by, state.updated_at) == (RunStatus.CANCELLED, "3", later)
+
+
+def test_a_recorded_task_is_requested_started_and_succeeded_at_once_by_the_control_plane():
+    command = RecordTask(uuid.uuid4(), INTEGRATION, "demo", "delete", Requester("alice", "3"), T0, uuid.uuid4(),
+                         "db/sales", "Deleted.", deleted_subtrees=("db/sales",))  # fmt: skip
+    events = decide(None, command)
+    assert [type(e).__name__ for e in events] == ["RunRequested", "RunStarted", "AssetsChanged", "RunSucceeded"]
+    state = None
+    for event in events:
+        state = evolve(state, event)
+    assert state is not None
+    assert (state.status, state.kind, state.task_id, state.trigger) == (
+        RunStatus.SUCCESS,
+        "delete",
+        command.task_id,
+        "manual",
+    )
+    with pytest.raises(AlreadyRunning):
+        decide(state, command)

@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+from services.core.objects import escape
 from services.core.sources.spec import SourcePlugin, SourceReport
 
 __all__ = ["AssetDict", "SourceError", "SourcePlugin", "SourceReport", "key_part", "make_asset"]
@@ -31,4 +32,4 @@ def make_asset(key: str, kind: str, name: str, parent_key: str | None, attribute
 
 def key_part(name: str) -> str:
     """Escape a name for use as one segment of a '/'-separated asset key."""
-    return name.replace("%", "%25").replace("/", "%2F")
+    return escape(name)

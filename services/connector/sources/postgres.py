@@ -152,8 +152,8 @@ class PostgresSource:
             if not schemas:
                 self.report.warn("No schema matched includeSchemas/excludeSchemas.")
             schema_keys = {s["oid"]: f"{db}/{key_part(s['nspname'])}" for s in schemas}
-            yield [
-                make_asset(schema_keys[s["oid"]], "schema", s["nspname"], None, {"comment": s["comment"]})
+            yield [make_asset(db, "database", self.config.database, None, {})] + [
+                make_asset(schema_keys[s["oid"]], "schema", s["nspname"], db, {"comment": s["comment"]})
                 for s in schemas
             ]
             oids = list(schema_keys)

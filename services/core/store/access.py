@@ -19,7 +19,7 @@ def hash_key(key: str) -> bytes:
 async def principal_for_key(conn: asyncpg.Connection, key: str) -> Principal | None:
     digest = hash_key(key)
     row = await conn.fetchrow(
-        "SELECT id, name, org_owner, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
+        "SELECT id, name, org_owner, key_hash, number FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
     )
     # The lookup is by hash (the secret never reaches the index); compare once more in constant time.
     if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest):
@@ -30,6 +30,7 @@ async def principal_for_key(conn: asyncpg.Connection, key: str) -> Principal | N
         name=row["name"],
         org_owner=row["org_owner"],
         team_permissions={t["team_id"]: frozenset(t["permissions"]) for t in teams},
+        number=row["number"],
     )
 
 
@@ -99,3 +100,9 @@ async def list_teams(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         "SELECT id, external_id, name, created_at FROM teams ORDER BY external_id"
     )
     return rows
+
+
+async def key_names(conn: asyncpg.Connection, numbers: Sequence[int]) -> dict[int, str]:
+    """The names of API keys by number (principal ids shown by the Immuta dialects)."""
+    rows = await conn.fetch("SELECT number, name FROM api_keys WHERE number = ANY($1::bigint[])", list(numbers))
+    return {r["number"]: r["name"] for r in rows}

@@ -8,15 +8,20 @@ from typing import Any
 
 import asyncpg
 
-from services.core.model import Integration, Principal, Schedule, Source
+from services.core.model import Health, Integration, Principal, Schedule, Source
 from services.core.runs import RunState
 from services.core.store.runlog import state_from_row
 
 _SELECT = """
 SELECT i.id, i.external_id, i.name, i.source, i.enabled, i.owning_team_id, t.external_id AS team_external_id,
        i.configuration, i.schedule, i.credentials_enc IS NOT NULL AS has_credentials, i.created_at, i.updated_at,
-       i.fail_safe_threshold, i.schedule_error
+       i.fail_safe_threshold, i.schedule_error, i.number, i.created_by, i.updated_by, i.health_ok,
+       i.health_message, i.health_checked_at, ls.status AS last_sync_status, ls.completed_at AS last_sync_at,
+       ls.message AS last_sync_message
 FROM integrations i LEFT JOIN teams t ON t.id = i.owning_team_id
+LEFT JOIN LATERAL (SELECT status, completed_at, message FROM runs
+                   WHERE runs.integration_id = i.id AND runs.kind = 'sync' AND runs.status IN ('SUCCESS', 'FAILED')
+                   ORDER BY requested_at DESC, id DESC LIMIT 1) ls ON true
 """
 
 # Mirrors Principal.can_view: organization owners see everything, team keys only their teams' integrations.
@@ -39,6 +44,15 @@ def integration_from_row(row: asyncpg.Record) -> Integration:
         updated_at=row["updated_at"],
         fail_safe_threshold=row["fail_safe_threshold"],
         schedule_error=row["schedule_error"],
+        number=row["number"],
+        created_by=row["created_by"],
+        updated_by=row["updated_by"],
+        health=Health(row["health_ok"], row["health_checked_at"], row["health_message"])
+        if row["health_checked_at"] is not None
+        else None,
+        last_sync=Health(row["last_sync_status"] == "SUCCESS", row["last_sync_at"], row["last_sync_message"])
+        if row["last_sync_at"] is not None
+        else None,
     )
 
 
@@ -74,7 +88,9 @@ async def list_visible(
         f"""
         SELECT q.*, r.id AS run_id, r.integration_id AS run_integration_id, r.status, r.trigger, r.requested_at,
                r.started_at, r.completed_at, r.message, r.assets_processed, r.assets_created, r.assets_updated,
-               r.assets_deleted, r.cancel_requested, r.version, r.connector_id, r.attempt
+               r.assets_deleted, r.cancel_requested, r.version, r.connector_id, r.attempt, r.kind, r.task_id,
+               r.scope, r.force_recursive, r.created_by AS run_created_by, r.canceled_by,
+               r.updated_at AS run_updated_at
         FROM ({_SELECT}
               WHERE {_VISIBLE}
                 AND ($3::text IS NULL OR t.external_id = $3)
@@ -82,7 +98,7 @@ async def list_visible(
                 AND ($5::boolean IS NULL OR i.enabled = $5)
                 AND ($6::text IS NULL OR i.external_id > $6)
               ORDER BY i.external_id OFFSET $7 LIMIT $8) q
-        LEFT JOIN LATERAL (SELECT * FROM runs WHERE runs.integration_id = q.id
+        LEFT JOIN LATERAL (SELECT * FROM runs WHERE runs.integration_id = q.id AND runs.kind = 'sync'
                            ORDER BY requested_at DESC, id DESC LIMIT 1) r ON true
         ORDER BY q.external_id
         """,
@@ -94,10 +110,23 @@ async def list_visible(
         latest = None
         if row["run_id"] is not None:
             run_row = dict(row) | {"id": row["run_id"], "integration_id": row["run_integration_id"],
-                                   "integration_external_id": row["external_id"]}  # fmt: skip
+                                   "integration_external_id": row["external_id"], "created_by": row["run_created_by"],
+                                   "updated_at": row["run_updated_at"]}  # fmt: skip
             latest = state_from_row(run_row)
         result.append((integration_from_row(row), latest))
     return result
+
+
+async def record_health(conn: asyncpg.Connection, integration_id: uuid.UUID, health: Health) -> None:
+    await conn.execute(
+        "UPDATE integrations SET health_ok = $2, health_message = $3, health_checked_at = $4 WHERE id = $1",
+        integration_id, health.ok, health.message, health.at,
+    )  # fmt: skip
+
+
+async def get_by_number(conn: asyncpg.Connection, number: int) -> Integration | None:
+    row = await conn.fetchrow(_SELECT + "WHERE i.number = $1", number)
+    return integration_from_row(row) if row else None
 
 
 async def insert(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
@@ -162,3 +191,20 @@ async def asset_fingerprints(conn: asyncpg.Connection, integration_id: uuid.UUID
         integration_id,
     )
     return {r["asset_key"]: r["fingerprint"] for r in rows}
+
+
+_ORDERS = {("name", "asc"): "i.external_id ASC", ("name", "desc"): "i.external_id DESC",
+           ("createdAt", "asc"): "i.created_at ASC, i.external_id ASC",
+           ("createdAt", "desc"): "i.created_at DESC, i.external_id DESC"}  # fmt: skip
+
+
+async def search_visible(
+    conn: asyncpg.Connection, principal: Principal, pattern: str | None, sort: str, order: str, offset: int, limit: int
+) -> tuple[int, list[Integration]]:
+    """(total, page) of the visible integrations whose externalId matches an ILIKE `pattern`."""
+    where = f"WHERE {_VISIBLE} AND ($3::text IS NULL OR i.external_id ILIKE $3)"
+    total = await conn.fetchval(f"SELECT count(*) FROM integrations i {where}", principal.org_owner,
+                                principal.team_ids, pattern)  # fmt: skip
+    rows = await conn.fetch(f"{_SELECT} {where} ORDER BY {_ORDERS[(sort, order)]} OFFSET $4 LIMIT $5",
+                            principal.org_owner, principal.team_ids, pattern, offset, limit)  # fmt: skip
+    return total, [integration_from_row(r) for r in rows]

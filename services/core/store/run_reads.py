@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -21,18 +23,21 @@ async def list_runs(
     statuses: list[RunStatus] | None,
     limit: int,
     offset: int = 0,
+    *,
+    kind: str,
 ) -> list[RunState]:
     """Newest first. Offset paging because the Entropy dialect pages by page number (`p`)."""
     rows = await conn.fetch(
         _SELECT
         + """
-        WHERE r.integration_id = $1 AND ($2::text[] IS NULL OR r.status = ANY($2::text[]))
+        WHERE r.integration_id = $1 AND r.kind = $5 AND ($2::text[] IS NULL OR r.status = ANY($2::text[]))
         ORDER BY r.requested_at DESC, r.id DESC LIMIT $3 OFFSET $4
         """,
         integration_id,
         [s.value for s in statuses] if statuses else None,
         limit,
         offset,
+        kind,
     )
     return [state_from_row(r) for r in rows]
 
@@ -46,4 +51,43 @@ async def active_run(conn: asyncpg.Connection, integration_id: uuid.UUID) -> Run
     row = await conn.fetchrow(
         _SELECT + "WHERE r.integration_id = $1 AND r.status IN ('QUEUED', 'RUNNING')", integration_id
     )
+    return state_from_row(row) if row else None
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Runs seen as tasks; None matches everything. `created_by` "system" matches runs nobody requested."""
+
+    kinds: list[str] | None = None
+    statuses: list[RunStatus] | None = None
+    triggers: list[str] | None = None
+    created_by: str | None = None
+    task_id: uuid.UUID | None = None
+
+
+async def tasks_after(
+    conn: asyncpg.Connection, integration_id: uuid.UUID, where: TaskFilter,
+    after: tuple[datetime, uuid.UUID] | None, limit: int,
+) -> list[RunState]:  # fmt: skip
+    """Runs of every kind, newest first then by id, after a keyset position."""
+    system = where.created_by == "system"
+    rows = await conn.fetch(
+        _SELECT
+        + """
+        WHERE r.integration_id = $1 AND ($2::text[] IS NULL OR r.kind = ANY($2::text[]))
+          AND ($3::text[] IS NULL OR r.status = ANY($3::text[])) AND ($4::text[] IS NULL OR r.trigger = ANY($4::text[]))
+          AND ($5::text IS NULL OR r.created_by = $5) AND (NOT $6 OR r.created_by IS NULL)
+          AND ($7::uuid IS NULL OR r.task_id = $7)
+          AND ($8::timestamptz IS NULL OR (r.requested_at, r.id) < ($8::timestamptz, $9::uuid))
+        ORDER BY r.requested_at DESC, r.id DESC LIMIT $10
+        """,
+        integration_id, where.kinds, [s.value for s in where.statuses] if where.statuses is not None else None,
+        where.triggers, None if system else where.created_by, system, where.task_id,
+        after[0] if after else None, after[1] if after else None, limit,
+    )  # fmt: skip
+    return [state_from_row(r) for r in rows]
+
+
+async def get_by_task(conn: asyncpg.Connection, integration_id: uuid.UUID, task_id: uuid.UUID) -> RunState | None:
+    row = await conn.fetchrow(_SELECT + "WHERE r.task_id = $1 AND r.integration_id = $2", task_id, integration_id)
     return state_from_row(row) if row else None

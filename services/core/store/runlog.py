@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 
@@ -24,7 +25,8 @@ from shared.events import RunLogEvent, RunOwner, RunSucceeded, run_log_event
 RUN_COLUMNS = (
     "id", "integration_id", "status", "trigger", "requested_at", "started_at", "completed_at", "message",
     "assets_processed", "assets_created", "assets_updated", "assets_deleted", "cancel_requested", "version",
-    "connector_id", "attempt",
+    "connector_id", "attempt", "kind", "task_id", "scope", "force_recursive", "created_by", "canceled_by",
+    "updated_at",
 )  # fmt: skip
 
 _UPSERT_RUN = f"""
@@ -65,6 +67,13 @@ def state_from_row(row: asyncpg.Record) -> RunState:
         cancel_requested=row["cancel_requested"],
         version=row["version"],
         owner=RunOwner(connector_id=row["connector_id"], attempt=row["attempt"]) if row["connector_id"] else None,
+        kind=row["kind"],
+        task_id=row["task_id"],
+        scope=row["scope"],
+        force_recursive=row["force_recursive"],
+        created_by=row["created_by"],
+        canceled_by=row["canceled_by"],
+        updated_at=row["updated_at"],
     )
 
 
@@ -73,7 +82,8 @@ def _run_row(s: RunState) -> tuple[object, ...]:
     return (
         s.run_id, s.integration_id, s.status.value, s.trigger, s.requested_at, s.started_at, s.completed_at,
         s.message, c.processed, c.created, c.updated, c.deleted, s.cancel_requested, s.version,
-        o.connector_id if o else None, o.attempt if o else None,
+        o.connector_id if o else None, o.attempt if o else None, s.kind, s.task_id, s.scope, s.force_recursive,
+        s.created_by, s.canceled_by, s.updated_at,
     )  # fmt: skip
 
 
@@ -134,7 +144,9 @@ async def _record_applied(conn: asyncpg.Connection, applied: list[RunLogEvent]) 
 async def _apply_side_effects(conn: asyncpg.Connection, state: RunState, applied: list[RunLogEvent]) -> None:
     for event in applied:
         if isinstance(event, RunSucceeded):
-            await apply_assets_of_run(conn, state.run_id, state.integration_id, event)
+            await apply_assets_of_run(conn, state, event)
+            if state.kind == "sync":
+                await register_new_objects(conn, state.run_id, state.integration_id, event.occurred_at)
     if state.status.is_terminal:
         await conn.execute("DELETE FROM run_heartbeats WHERE run_id = $1", state.run_id)
         await conn.execute("DELETE FROM run_claims WHERE run_id = $1", state.run_id)
@@ -142,9 +154,9 @@ async def _apply_side_effects(conn: asyncpg.Connection, state: RunState, applied
 
 _UPSERT_ASSETS = """
 INSERT INTO assets (integration_id, asset_key, kind, name, parent_key, fingerprint, attributes,
-                    created_run_id, updated_run_id)
+                    created_run_id, updated_run_id, created_at, updated_at)
 SELECT DISTINCT ON (a.key) $2::uuid, a.key, a.kind, a.name, a.parent_key, a.fingerprint,
-       coalesce(a.attributes, '{}'::jsonb), $1::uuid, $1::uuid
+       coalesce(a.attributes, '{}'::jsonb), $1::uuid, $1::uuid, $3::timestamptz, $3::timestamptz
 FROM run_events e
 CROSS JOIN LATERAL jsonb_to_recordset(e.payload -> 'upserted')
      AS a(key text, kind text, name text, parent_key text, fingerprint text, attributes jsonb)
@@ -155,7 +167,9 @@ ON CONFLICT (integration_id, asset_key) DO UPDATE SET
     fingerprint = EXCLUDED.fingerprint, attributes = EXCLUDED.attributes,
     created_run_id = CASE WHEN assets.deleted_at IS NULL THEN assets.created_run_id
                           ELSE EXCLUDED.created_run_id END,
-    updated_run_id = EXCLUDED.updated_run_id, deleted_run_id = NULL, deleted_at = NULL
+    created_at = CASE WHEN assets.deleted_at IS NULL THEN assets.created_at ELSE EXCLUDED.created_at END,
+    updated_run_id = EXCLUDED.updated_run_id, updated_at = EXCLUDED.updated_at, deleted_run_id = NULL,
+    deleted_at = NULL
 """
 
 # ARRAY(...) is an InitPlan evaluated once; joining the jsonb set directly made the planner re-read
@@ -171,13 +185,60 @@ WHERE assets.integration_id = $2 AND assets.deleted_at IS NULL
 """
 
 
-async def apply_assets_of_run(
-    conn: asyncpg.Connection, run_id: uuid.UUID, integration_id: uuid.UUID, succeeded: RunSucceeded
-) -> None:
+# A delete of data objects names whole subtrees: the object and everything below it (columns included).
+_DELETE_SUBTREES = """
+UPDATE assets SET deleted_run_id = $1, deleted_at = $3
+FROM (SELECT DISTINCT jsonb_array_elements_text(e.payload -> 'deleted_subtrees') AS root
+      FROM run_events e
+      WHERE e.run_id = $1 AND e.type = 'run.assets_changed.v1' AND e.payload ? 'deleted_subtrees') d
+WHERE assets.integration_id = $2 AND assets.deleted_at IS NULL
+  AND (assets.asset_key = d.root OR starts_with(assets.asset_key, d.root || '/'))
+"""
+
+_SYNCED_SCOPE = """
+INSERT INTO sync_scopes (integration_id, scope, synced_at) VALUES ($1, $2, $3)
+ON CONFLICT (integration_id, scope) DO UPDATE SET synced_at = greatest(sync_scopes.synced_at, EXCLUDED.synced_at)
+"""
+
+
+async def apply_assets_of_run(conn: asyncpg.Connection, state: RunState, succeeded: RunSucceeded) -> None:
     """Merge a successful run's asset changes (staged in the log) into the asset store, set-based."""
+    at = succeeded.occurred_at
+    if state.kind == "delete":
+        await conn.execute(_DELETE_SUBTREES, state.run_id, state.integration_id, at)
+        return
+    if state.kind != "sync":
+        return
     await conn.execute("SET LOCAL work_mem = '64MB'")  # the merge sorts every changed asset once
-    await conn.execute(_UPSERT_ASSETS, run_id, integration_id)
-    await conn.execute(_DELETE_ASSETS, run_id, integration_id, succeeded.occurred_at)
+    await conn.execute(_UPSERT_ASSETS, state.run_id, state.integration_id, at)
+    await conn.execute(_DELETE_ASSETS, state.run_id, state.integration_id, at)
+    await conn.execute(_SYNCED_SCOPE, state.integration_id, state.scope or "", at)
+
+
+# Objects a sync found for the first time under a parent whose effective activateNewChildren is false are
+# registered inactive: they get an isActive=false override of their own (settings are configuration, so this
+# happens when the run succeeds, never again on rebuild).
+_REGISTER_INACTIVE = """
+INSERT INTO object_settings (integration_id, object_key, is_active, updated_at, updated_by)
+SELECT a.integration_id, a.asset_key, false, $3, NULL
+FROM assets a
+WHERE a.integration_id = $2 AND a.created_run_id = $1 AND a.kind <> 'column' AND a.deleted_at IS NULL
+  AND (SELECT s.activate_new_children FROM object_settings s
+       WHERE s.integration_id = $2 AND s.activate_new_children IS NOT NULL
+         AND (s.object_key = '' OR a.parent_key = s.object_key OR starts_with(a.parent_key, s.object_key || '/'))
+       ORDER BY length(s.object_key) DESC LIMIT 1) = false
+ON CONFLICT (integration_id, object_key) DO NOTHING
+"""
+
+
+async def register_new_objects(conn: asyncpg.Connection, run_id: uuid.UUID, integration_id: uuid.UUID,
+                               at: datetime) -> None:  # fmt: skip
+    holds_back = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM object_settings WHERE integration_id = $1 AND NOT activate_new_children)",
+        integration_id,
+    )
+    if holds_back:
+        await conn.execute(_REGISTER_INACTIVE, run_id, integration_id, at)
 
 
 # ---- rebuild --------------------------------------------------------------------------------
@@ -192,6 +253,7 @@ async def rebuild(conn: asyncpg.Connection, batch_size: int = 5000) -> int:
         await conn.execute("CREATE TEMP TABLE kept_heartbeats ON COMMIT DROP AS SELECT * FROM run_heartbeats")
         await conn.execute("TRUNCATE runs CASCADE")
         await conn.execute("DELETE FROM assets")
+        await conn.execute("DELETE FROM sync_scopes")
         states: dict[uuid.UUID, RunState] = {}
         replayed = 0
         cursor = conn.cursor(
@@ -209,7 +271,7 @@ async def rebuild(conn: asyncpg.Connection, batch_size: int = 5000) -> int:
             state = evolve(states.get(event.run_id), event)
             replayed += 1
             if isinstance(event, RunSucceeded):
-                await apply_assets_of_run(conn, state.run_id, state.integration_id, event)
+                await apply_assets_of_run(conn, state, event)
             if state.status.is_terminal:
                 states.pop(state.run_id, None)
                 finished.append(state)
