@@ -27,7 +27,8 @@ CREATE SCHEMA hr;
 CREATE TABLE hr.employees (id int PRIMARY KEY, name text NOT NULL, manager_id int REFERENCES hr.employees (id),
                            salary numeric);
 """
-# the database; public + sales + hr = 3 schemas; customers, orders, big_orders, employees = 4 relations; 3+3+3+4 = 13 columns.
+# the database; public + sales + hr = 3 schemas; customers, orders, big_orders, employees = 4 relations;
+# 3+3+3+4 = 13 columns.
 SHOP_ASSETS = 1 + 3 + 4 + 13
 
 

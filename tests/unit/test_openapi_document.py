@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.api.app import OPENAPI_PATH, create_app
+from services.api.app import IMMUTA_OPENAPI, OPENAPI_PATH, create_app
 from services.api.settings import ApiSettings
 
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -40,13 +40,20 @@ def resolve(doc: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_registered_route_is_documented():
+    """Each route in the document of its dialect: Immuta's v2 and v1 have their own, the rest is in ours."""
     app = create_app(ApiSettings(APP_ENV="test"))
-    paths = documented()
+    documents = {name: yaml.safe_load(path.read_text())["paths"] for name, path in IMMUTA_OPENAPI.items()}
     missing = []
     for route in app.router.routes():
         if route.method == "HEAD":
             continue
         path = route.resource.canonical
+        if path.startswith("/api/connections"):
+            paths = documents["immuta-v2"]
+        elif path.startswith("/data/"):
+            paths = documents["immuta-v1"]
+        else:
+            paths = documented()
         if route.method.lower() not in paths.get(path, {}):
             missing.append(f"{route.method} {path}")
     assert missing == []
