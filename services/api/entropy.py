@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -9,6 +12,7 @@ from yarl import URL
 
 from services.api.context import deps, principal
 from services.api.params import MAX_PAGE, bool_param, choice_param, int_param, text_param, uuid_path
+from services.api.problems import BadRequest
 from services.api.render import iso, json_array_stream
 from services.core import ingestion
 from services.core.errors import AlreadyRunning
@@ -99,10 +103,32 @@ async def list_runs(request: web.Request) -> web.Response:
     if status is not None:
         statuses = [RunStatus.QUEUED, RunStatus.RUNNING] if status == "RUNNING" else [RunStatus(status)]
     page = int_param(request, "p", 0, 0, MAX_PAGE)
+    after = _runs_after(text_param(request, "after"))
     runs, more = await ingestion.list_runs(
-        deps(request).runtime, principal(request), request.match_info["externalId"], statuses, limit, page
+        deps(request).runtime, principal(request), request.match_info["externalId"], statuses, limit, page, after
     )
-    return web.json_response([run_json(run) for run in runs], headers=next_link(request, page, more))
+    headers = {}
+    if more:  # the next page's URL carries the keyset position too: deep pages cost what the first does
+        last = runs[-1]
+        position = base64.urlsafe_b64encode(f"{last.requested_at.isoformat()}|{last.run_id}".encode()).decode()
+        next_url = request.url.update_query({"p": str(page + 1), "after": position})
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return web.json_response([run_json(run) for run in runs], headers=headers)
+
+
+def _runs_after(raw: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if raw is None:
+        return None
+    try:
+        at, _, run_id = base64.urlsafe_b64decode(raw.encode("ascii")).decode().partition("|")
+        position = datetime.fromisoformat(at), uuid.UUID(run_id)
+    except (ValueError, UnicodeError):
+        raise BadRequest(
+            "'after' is not a position from a Link header of this API; follow the Link as given.", field="after"
+        ) from None
+    if position[0].tzinfo is None:
+        raise BadRequest("'after' is not a position from a Link header of this API.", field="after")
+    return position
 
 
 @routes.get("/integrations/{externalId}/runs/latest")

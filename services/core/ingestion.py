@@ -179,11 +179,14 @@ async def list_runs(
     statuses: list[RunStatus] | None,
     limit: int,
     page: int = 0,
+    after: tuple[datetime, uuid.UUID] | None = None,
 ) -> tuple[list[RunState], bool]:
-    """One page of runs, newest first, and whether another page follows."""
+    """One page of runs, newest first, and whether another page follows. `after` (a keyset position) wins
+    over `page`: then the page starts right after that run, whatever its number."""
     async with rt.pool.acquire() as conn:
         integration = await visible_integration(conn, principal, external_id)
-        runs = await run_reads.list_runs(conn, integration.id, statuses, limit + 1, page * limit, kind="sync")
+        offset = 0 if after is not None else page * limit
+        runs = await run_reads.list_runs(conn, integration.id, statuses, limit + 1, offset, kind="sync", after=after)
     return runs[:limit], len(runs) > limit
 
 

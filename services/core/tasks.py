@@ -64,7 +64,7 @@ class TaskService:
             if run is None or run.run_id != run_id:
                 raise NotFound(f"Task '{task_id}' has no run '{run_id}' in connection '{key}'.")
             if run.status.is_terminal:
-                raise Conflict(f"Task run '{run_id}' already ended {run.status.value}; there is nothing to cancel.")
+                raise Conflict(f"Task run '{run_id}' has already finished; there is nothing to cancel.")
             state = await request_cancel(self._rt, conn, connection, run_id, requester(principal))
         assert state is not None
         return state

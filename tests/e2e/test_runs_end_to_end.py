@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -95,6 +96,14 @@ async def test_runs_are_listed_filtered_and_limited(client, stack):
     assert 'rel="next"' in headers["Link"] and "p=1" in headers["Link"] and "limit=2" in headers["Link"]
     status, page1, headers = await client.call("GET", "/api/integrations/list-e2e/runs?limit=2&p=1")
     assert [r["ingestionRunId"] for r in page1] == [ids[0]] and "Link" not in headers
+    # Following the Link as given pages by keyset position (a deep page costs what the first does).
+    _, _, headers = await client.call("GET", "/api/integrations/list-e2e/runs?limit=2")
+    next_url = urlsplit(headers["Link"].split(";")[0].strip("<>"))
+    assert "after=" in next_url.query
+    status, followed, _ = await client.call("GET", f"{next_url.path}?{next_url.query}")
+    assert status == 200 and [r["ingestionRunId"] for r in followed] == [ids[0]]
+    status, bad, _ = await client.call("GET", "/api/integrations/list-e2e/runs?after=not-a-position")
+    assert status == 400 and bad["errors"][0]["field"] == "after"
 
 
 async def test_fifty_concurrent_triggers_give_exactly_one_202(client, stack, locked_view, shop_dsn):

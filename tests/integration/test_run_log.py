@@ -137,6 +137,11 @@ async def test_runs_are_listed_newest_first_and_filtered_by_status(runtime, make
     assert [r.run_id for r in cancelled] == list(reversed(ids))[:2] and more
     rest, more = await ingestion.list_runs(runtime, OWNER, integration.external_id, [RunStatus.CANCELLED], 2, page=1)
     assert [r.run_id for r in rest] == [ids[0]] and not more
+    # The same page by keyset position (what the Link header carries): after the last run of the first page.
+    position = (cancelled[-1].requested_at, cancelled[-1].run_id)
+    keyset, more = await ingestion.list_runs(runtime, OWNER, integration.external_id, [RunStatus.CANCELLED], 2,
+                                             page=1, after=position)  # fmt: skip
+    assert [r.run_id for r in keyset] == [ids[0]] and not more
 
 
 async def test_rebuild_keeps_the_heartbeats_of_active_runs(runtime, make_integration):

@@ -25,12 +25,14 @@ async def list_runs(
     offset: int = 0,
     *,
     kind: str,
+    after: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[RunState]:
-    """Newest first. Offset paging because the Entropy dialect pages by page number (`p`)."""
+    """Newest first, from `offset` (the Entropy dialect's page numbers) or after a keyset position."""
     rows = await conn.fetch(
         _SELECT
         + """
         WHERE r.integration_id = $1 AND r.kind = $5 AND ($2::text[] IS NULL OR r.status = ANY($2::text[]))
+          AND ($6::timestamptz IS NULL OR (r.requested_at, r.id) < ($6::timestamptz, $7::uuid))
         ORDER BY r.requested_at DESC, r.id DESC LIMIT $3 OFFSET $4
         """,
         integration_id,
@@ -38,6 +40,8 @@ async def list_runs(
         limit,
         offset,
         kind,
+        after[0] if after else None,
+        after[1] if after else None,
     )
     return [state_from_row(r) for r in rows]
 

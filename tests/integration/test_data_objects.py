@@ -1,0 +1,180 @@
+"""Data objects over the real asset store: ids, deletes and settings as tasks of the run log, rebuild."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.core.connections import ActiveSync, ConnectionService
+from services.core.data_objects import ObjectService
+from services.core.ingestion import Runtime, SyncRequest, start_sync
+from services.core.integrations import IntegrationService
+from services.core.model import Integration
+from services.core.objects import Grantee, SettingsChange, key_of, object_id
+from services.core.runs import RunState
+from services.core.store import integrations as integration_store
+from services.core.store import runlog
+from shared.events import AssetsChanged, AssetsChangedPayload, RunFailed, RunSucceeded
+from tests.integration.conftest import OWNER
+from tests.integration.test_run_log import report, started, succeeded
+
+pytestmark = pytest.mark.integration
+
+
+def asset(names: list[str], kind: str, fingerprint: str = "f") -> dict[str, Any]:
+    key = key_of(names)
+    parent = key_of(names[:-1]) if len(names) > 1 else None
+    return {"key": key, "kind": kind, "name": names[-1], "parent_key": parent, "fingerprint": fingerprint,
+            "attributes": {}}  # fmt: skip
+
+
+CATALOG = [
+    asset(["db"], "database"),
+    asset(["db", "sales"], "schema"),
+    asset(["db", "sales", "orders"], "table"),
+    asset(["db", "sales", "orders", "id"], "column"),
+    asset(["db", "sales", "a/b"], "view"),
+    asset(["db", "hr dept"], "schema"),
+    asset(["db", "hr dept", "people"], "table"),
+]
+
+
+@pytest.fixture
+def services(runtime: Runtime, integrations: IntegrationService) -> tuple[ConnectionService, ObjectService]:
+    connections = ConnectionService(runtime, integrations)
+    return connections, ObjectService(runtime, connections)
+
+
+async def sync(runtime: Runtime, integration: Integration, upserted: list[dict[str, Any]],
+               request: SyncRequest | None = None, deleted: list[str] | None = None) -> RunState:  # fmt: skip
+    """A sync whose connector reported `upserted` and `deleted` (the connector itself is tested elsewhere)."""
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        run = await start_sync(runtime, conn, integration, request or SyncRequest("manual"))
+        changed = AssetsChangedPayload.model_validate({"upserted": upserted, "deleted": deleted or []})
+        result = await runlog.append(conn, run.run_id, [
+            started(run), report(run, AssetsChanged, changed), report(run, RunSucceeded, succeeded(len(upserted))),
+        ])  # fmt: skip
+    assert result.state is not None
+    return result.state
+
+
+async def test_object_ids_are_the_same_in_python_and_in_postgres_and_stable(runtime, make_integration, services):
+    _, objects = services
+    integration = await make_integration()
+    await sync(runtime, integration, CATALOG)
+    async with runtime.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT asset_key, object_id FROM assets WHERE integration_id = $1", integration.id)
+    assert {r["asset_key"]: r["object_id"] for r in rows} == {a["key"]: object_id(integration.id, a["key"])
+                                                               for a in CATALOG}  # fmt: skip
+    view = await objects.get(OWNER, integration.external_id, key_of(["db", "sales", "a/b"]))
+    await sync(runtime, integration, [asset(["db", "sales", "a/b"], "view", "changed")])
+    again = await objects.get(OWNER, integration.external_id, key_of(["db", "sales", "a/b"]))
+    assert again.id == view.id and again.updated_at > view.updated_at and again.created_at == view.created_at
+
+
+async def test_deleting_a_subtree_is_a_task_and_a_later_sync_finds_the_objects_again(runtime, make_integration,
+                                                                                       services):  # fmt: skip
+    _, objects = services
+    integration = await make_integration()
+    await sync(runtime, integration, CATALOG)
+    child_count, task = await objects.delete(OWNER, integration.external_id, "db/sales")
+    assert child_count == 2  # orders and a/b; the column is not a data object
+    assert task is not None and (task.kind, task.status.value, task.counts.deleted) == ("delete", "SUCCESS", 4)
+    async with runtime.pool.acquire() as conn:
+        live = await conn.fetch("SELECT asset_key FROM assets WHERE integration_id = $1 AND deleted_at IS NULL",
+                                integration.id)  # fmt: skip
+    assert sorted(r["asset_key"] for r in live) == ["db", "db/hr dept", "db/hr dept/people"]
+    await sync(runtime, integration, CATALOG[1:5])  # the source still has them: found again, same ids
+    found = await objects.get(OWNER, integration.external_id, "db/sales/orders")
+    assert found.id == object_id(integration.id, "db/sales/orders")
+
+
+async def test_a_delete_or_a_crawl_while_a_sync_runs_is_a_conflict(runtime, make_integration, services):
+    _, objects = services
+    integration = await make_integration()
+    await sync(runtime, integration, CATALOG)
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        await start_sync(runtime, conn, integration, SyncRequest("manual"))
+    with pytest.raises(ActiveSync):
+        await objects.delete(OWNER, integration.external_id, "db/sales")
+    with pytest.raises(ActiveSync):
+        await objects.crawl(OWNER, integration.external_id, "db/sales", force_recursive=False)
+
+
+async def test_settings_trickle_down_and_a_childs_own_override_is_kept(runtime, make_integration, services):
+    _, objects = services
+    integration = await make_integration()
+    await sync(runtime, integration, CATALOG)
+    key = integration.external_id
+    await objects.change_settings(OWNER, key, "db/sales/orders", SettingsChange(isActive=True))
+    _, task = await objects.change_settings(OWNER, key, "db/sales", SettingsChange(
+        isActive=False, dataOwners=[Grantee(id=3, type="group")]))  # fmt: skip
+    assert (task.kind, task.status.value) == ("settings", "SUCCESS")
+    view = await objects.get(OWNER, key, key_of(["db", "sales", "a/b"]))
+    orders = await objects.get(OWNER, key, "db/sales/orders")
+    schema = await objects.get(OWNER, key, "db/sales")
+    assert (view.active, orders.active, schema.active) == (False, True, False)
+    assert view.data_source_id is None and orders.data_source_id is not None
+    assert schema.overrides == ["isActive", "dataOwners"] and schema.overridden_below == {"isActive"}
+    await objects.change_settings(
+        OWNER, key, "db/sales/orders", SettingsChange(dataOwners=[Grantee(id=4, type="user")])
+    )
+    orders = await objects.get(OWNER, key, "db/sales/orders")
+    assert [(g.id, g.type) for g in orders.settings.data_owners] == [(3, "group"), (4, "user")]
+    # Re-activating the subtree starts a SYSTEM sync of it.
+    _, task = await objects.change_settings(OWNER, key, "db/sales", SettingsChange(isActive=True))
+    assert (task.kind, task.trigger, task.scope) == ("sync", "system", "db/sales")
+
+
+async def test_objects_found_under_a_parent_that_holds_back_new_children_are_inactive(runtime, make_integration,
+                                                                                      services):  # fmt: skip
+    _, objects = services
+    integration = await make_integration()
+    await sync(runtime, integration, CATALOG)
+    await objects.change_settings(OWNER, integration.external_id, "db/hr dept",
+                                  SettingsChange(activateNewChildren=False))  # fmt: skip
+    await sync(runtime, integration, [asset(["db", "hr dept", "payroll"], "table"),
+                                      asset(["db", "sales", "returns"], "table")])  # fmt: skip
+    payroll = await objects.get(OWNER, integration.external_id, "db/hr dept/payroll")
+    returns = await objects.get(OWNER, integration.external_id, "db/sales/returns")
+    assert (payroll.active, payroll.overrides, returns.active) == (False, ["isActive"], True)
+
+
+async def test_rebuild_reproduces_assets_runs_and_sync_scopes_after_deletes_and_scoped_syncs(
+    runtime, make_integration, services
+) -> None:
+    _, objects = services
+    integration = await make_integration()
+    await sync(runtime, integration, CATALOG)
+    await objects.delete(OWNER, integration.external_id, "db/hr dept")
+    await objects.change_settings(OWNER, integration.external_id, "db/sales", SettingsChange(isActive=False))
+    await sync(runtime, integration, [asset(["db", "sales", "orders"], "table", "v2")],
+               SyncRequest("manual", scope="db/sales", force_recursive=True))  # fmt: skip
+
+    async def snapshot() -> list[list[dict[str, Any]]]:
+        async with runtime.pool.acquire() as conn:
+            return [[dict(r) for r in await conn.fetch(query, integration.id)] for query in (
+                "SELECT * FROM runs WHERE integration_id = $1 ORDER BY id",
+                "SELECT * FROM assets WHERE integration_id = $1 ORDER BY asset_key",
+                "SELECT * FROM sync_scopes WHERE integration_id = $1 ORDER BY scope",
+                "SELECT * FROM object_settings WHERE integration_id = $1 ORDER BY object_key",
+            )]  # fmt: skip
+
+    before = await snapshot()
+    async with runtime.pool.acquire() as conn:
+        await runlog.rebuild(conn)
+    assert await snapshot() == before
+    runs, assets, scopes, _ = before
+    assert sorted(r["kind"] for r in runs) == ["delete", "settings", "sync", "sync"]
+    assert [s["scope"] for s in scopes] == ["", "db/sales"]
+    assert [a["asset_key"] for a in assets if a["deleted_at"] is not None] == ["db/hr dept", "db/hr dept/people"]
+
+
+async def test_a_connection_whose_last_sync_failed_is_unhealthy_until_validated(runtime, make_integration, services):
+    integration = await make_integration()
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        run = await start_sync(runtime, conn, integration, SyncRequest("manual"))
+        await runlog.append(conn, run.run_id, [started(run), report(run, RunFailed, succeeded(0))])
+        failed = await integration_store.get_by_external_id(conn, integration.external_id)
+    assert failed is not None and failed.state.value == "UNHEALTHY"
