@@ -196,7 +196,9 @@ class ImmutaClient:
         elif auth == "x-api-key":
             headers["x-api-key"] = secret
         if params:
-            path += ("&" if "?" in path else "?") + urlencode({k: _param(v) for k, v in params.items()})
+            path += ("&" if "?" in path else "?") + urlencode(
+                {k: _param(v) for k, v in params.items()}, quote_via=quote
+            )
         kwargs: dict[str, Any] = {"headers": headers}
         if json is not None:  # None: no body at all
             kwargs["json"] = json
