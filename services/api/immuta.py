@@ -11,7 +11,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.api.params import text_param
+from services.api.params import checked_text
 from services.api.problems import BadRequest
 from services.core.integrations import NewIntegration
 from services.core.model import Integration, Source
@@ -39,7 +39,7 @@ _CONFIGURATION_FIELDS = ("hostname", "port", "database", "username", "sslmode", 
 class ConnectionFields(BaseModel):
     """The `connection` object of both dialects (PostgreSQL); every field optional here (a patch)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     technology: Literal["PostgreSQL"] | None = None
     hostname: str | None = None
@@ -155,9 +155,11 @@ def decode_cursor(raw: str | None, fields: tuple[str, ...]) -> dict[str, Any] | 
 
 def page_limit(request: web.Request, value: Any = None) -> int:
     """`page[limit]` (query, or the body's page.limit): 1..100, default 20."""
-    raw = text_param(request, LIMIT) if value is None else value
+    raw = request.query.get(LIMIT) if value is None else value
     if raw is None:
         return 20
+    if isinstance(raw, str):
+        raw = checked_text(raw, LIMIT, "query parameter")
     if isinstance(raw, bool) or not (
         isinstance(raw, int) or (isinstance(raw, str) and raw.isascii() and raw.isdigit())
     ):

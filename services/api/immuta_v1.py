@@ -141,7 +141,7 @@ async def search_children(request: web.Request) -> web.Response:
 
 
 class CrawlOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     forceRecursive: bool = False
 

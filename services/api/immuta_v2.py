@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.api.context import deps, principal
 from services.api.immuta import (
     CURSOR,
+    SYSTEM,
     TECHNOLOGY,
     ConnectionPatch,
     NewConnection,
@@ -81,7 +82,8 @@ def task_json(run: RunState) -> dict[str, Any]:
         "type": TASK_TYPES[run.kind],
         "status": TASK_STATUSES[run.status],
         "trigger": TRIGGERS.get(run.trigger, "SYSTEM"),
-        "createdBy": principal_text(run.created_by),
+        # The key's principal id for MANUAL tasks, "system" for the others (whoever caused them).
+        "createdBy": principal_text(run.created_by) if run.trigger == "manual" else SYSTEM,
         "createdAt": iso(run.requested_at),
     }
 

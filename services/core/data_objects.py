@@ -174,7 +174,9 @@ class ObjectService:
             objects.append(DataObject(
                 connection=connection, key=ROOT, kind=row.kind, name=row.name, id=row.object_id,
                 created_at=connection.created_at, updated_at=connection.updated_at,
-                last_synced_at=synced.get(connection.id), settings=effective([settings]), overrides=[],
+                last_synced_at=_last_listed(ROOT, effective([settings]).is_active, {ROOT: synced[connection.id]}
+                                            if connection.id in synced else {}),
+                settings=effective([settings]), overrides=[],
                 overridden_below=below.get(connection.id, set()),
             ))  # fmt: skip
         return total, objects
@@ -209,11 +211,11 @@ class ObjectService:
         built = []
         for row in rows:
             own = overrides.get(row.key)
-            times = [synced[k] for k in lineage(row.key) if k in synced]
+            settings = effective_of(row.key, overrides)
             built.append(DataObject(
                 connection=connection, key=row.key, kind=row.kind, name=row.name, id=row.object_id,
                 created_at=row.created_at or connection.created_at, updated_at=row.updated_at or connection.updated_at,
-                last_synced_at=max(times) if times else None, settings=effective_of(row.key, overrides),
+                last_synced_at=_last_listed(row.key, settings.is_active, synced), settings=settings,
                 overrides=own.names if own is not None and row.key != ROOT else [],
                 overridden_below=below.get(row.key, set()),
             ))  # fmt: skip
@@ -287,6 +289,14 @@ class ObjectService:
             request = SyncRequest("manual", requester(principal), scope=object_key or None,
                                   force_recursive=force_recursive)  # fmt: skip
             return await self._connections.start(conn, connection, request)
+
+
+def _last_listed(key: str, active: bool, synced: dict[str, store.SyncTimes]) -> datetime | None:
+    """When a sync last listed the object's children: any sync of it or an ancestor, or for an inactive
+    object only a forceRecursive one (the others leave inactive subtrees alone)."""
+    times = [t.synced_at if active else t.forced_at for k in lineage(key) if (t := synced.get(k)) is not None]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
 
 
 def names_parent(object_key: str) -> str:

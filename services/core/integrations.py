@@ -284,7 +284,7 @@ class IntegrationService:
             if changed:
                 raise CredentialsRequired(
                     f"Changing {', '.join(changed)} changes where or as whom the stored credentials are sent; "
-                    "send `credentials` in the same request.",
+                    f"send `credentials` ({', '.join(sorted(spec.secret_fields))}) in the same request.",
                     field="credentials",
                 )
         if not self._allow_private:

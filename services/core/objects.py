@@ -95,16 +95,16 @@ LIST_SETTINGS: tuple[SettingName, ...] = ("dataOwners", "infrastructureAdmins")
 class Grantee(BaseModel):
     """A user or group named by Immuta id; stored as given."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     id: int = Field(ge=0, le=2**53)
     type: Literal["user", "group"]
 
 
 class SettingsChange(BaseModel):
-    """Settings to set on one object; absent ones stay as they are."""
+    """Settings to set on one object; absent ones stay as they are. Strict: "yes" or 1 is not a boolean."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
     is_active: bool | None = Field(default=None, alias="isActive")
     activate_new_children: bool | None = Field(default=None, alias="activateNewChildren")

@@ -216,7 +216,9 @@ def _record_task(command: RecordTask) -> list[RunLogEvent]:
                              "run_id": command.run_id}  # fmt: skip
     who = command.requested_by
     requested = RequestedPayload(
-        trigger="manual" if who.principal_id else "system", requested_by=who.name, principal_id=who.principal_id,
+        # A delete is the caller's own request; a settings change is recorded by the system (Immuta's SYSTEM).
+        trigger="manual" if command.kind == "delete" and who.principal_id else "system", requested_by=who.name,
+        principal_id=who.principal_id,
         kind=command.kind, task_id=command.task_id, scope=command.scope,
     )  # fmt: skip
     events: list[RunLogEvent] = [

@@ -221,15 +221,22 @@ async def delete_subtree_settings(conn: asyncpg.Connection, integration_id: uuid
     )  # fmt: skip
 
 
-async def sync_times(conn: asyncpg.Connection, integration_id: uuid.UUID) -> dict[str, datetime]:
+@dataclass(frozen=True)
+class SyncTimes:
+    synced_at: datetime  # the last successful sync of the scope
+    forced_at: datetime | None  # the last one with forceRecursive (it also listed inactive subtrees)
+
+
+async def sync_times(conn: asyncpg.Connection, integration_id: uuid.UUID) -> dict[str, SyncTimes]:
     """When a successful sync last listed each scope ('' = the whole connection)."""
-    rows = await conn.fetch("SELECT scope, synced_at FROM sync_scopes WHERE integration_id = $1", integration_id)
-    return {r["scope"]: r["synced_at"] for r in rows}
+    rows = await conn.fetch("SELECT scope, synced_at, forced_at FROM sync_scopes WHERE integration_id = $1",
+                            integration_id)  # fmt: skip
+    return {r["scope"]: SyncTimes(r["synced_at"], r["forced_at"]) for r in rows}
 
 
 async def roots_settings(
     conn: asyncpg.Connection, integration_ids: Sequence[uuid.UUID]
-) -> tuple[dict[uuid.UUID, Overrides], dict[uuid.UUID, set[SettingName]], dict[uuid.UUID, datetime]]:
+) -> tuple[dict[uuid.UUID, Overrides], dict[uuid.UUID, set[SettingName]], dict[uuid.UUID, SyncTimes]]:
     """For many connections at once: the settings of each root, what is overridden below it, its last full sync."""
     ids = list(integration_ids)
     own = await conn.fetch("SELECT * FROM object_settings WHERE integration_id = ANY($1::uuid[]) AND object_key = ''",
@@ -241,10 +248,12 @@ async def roots_settings(
         ids,
     )
     synced = await conn.fetch(
-        "SELECT integration_id, synced_at FROM sync_scopes WHERE integration_id = ANY($1::uuid[]) AND scope = ''", ids
+        "SELECT integration_id, synced_at, forced_at FROM sync_scopes WHERE integration_id = ANY($1::uuid[]) "
+        "AND scope = ''",
+        ids,
     )
     return (
         {r["integration_id"]: Overrides.from_row(r) for r in own},
         {r["integration_id"]: {n for n, f in zip(SETTING_NAMES, list(r)[1:], strict=True) if f} for r in below},
-        {r["integration_id"]: r["synced_at"] for r in synced},
+        {r["integration_id"]: SyncTimes(r["synced_at"], r["forced_at"]) for r in synced},
     )

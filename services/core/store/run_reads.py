@@ -60,7 +60,9 @@ async def active_run(conn: asyncpg.Connection, integration_id: uuid.UUID) -> Run
 
 @dataclass(frozen=True)
 class TaskFilter:
-    """Runs seen as tasks; None matches everything. `created_by` "system" matches runs nobody requested."""
+    """Runs seen as tasks; None matches everything. `created_by` is a principal id, matching the runs that key
+    requested itself (trigger manual); "system" matches the others (scheduled, or caused by registration,
+    a connection update or a settings change)."""
 
     kinds: list[str] | None = None
     statuses: list[RunStatus] | None = None
@@ -80,7 +82,8 @@ async def tasks_after(
         + """
         WHERE r.integration_id = $1 AND ($2::text[] IS NULL OR r.kind = ANY($2::text[]))
           AND ($3::text[] IS NULL OR r.status = ANY($3::text[])) AND ($4::text[] IS NULL OR r.trigger = ANY($4::text[]))
-          AND ($5::text IS NULL OR r.created_by = $5) AND (NOT $6 OR r.created_by IS NULL)
+          AND ($5::text IS NULL OR (r.trigger = 'manual' AND r.created_by = $5))
+          AND (NOT $6 OR r.trigger <> 'manual' OR r.created_by IS NULL)
           AND ($7::uuid IS NULL OR r.task_id = $7)
           AND ($8::timestamptz IS NULL OR (r.requested_at, r.id) < ($8::timestamptz, $9::uuid))
         ORDER BY r.requested_at DESC, r.id DESC LIMIT $10

@@ -196,8 +196,10 @@ WHERE assets.integration_id = $2 AND assets.deleted_at IS NULL
 """
 
 _SYNCED_SCOPE = """
-INSERT INTO sync_scopes (integration_id, scope, synced_at) VALUES ($1, $2, $3)
-ON CONFLICT (integration_id, scope) DO UPDATE SET synced_at = greatest(sync_scopes.synced_at, EXCLUDED.synced_at)
+INSERT INTO sync_scopes (integration_id, scope, synced_at, forced_at)
+VALUES ($1, $2, $3, CASE WHEN $4 THEN $3::timestamptz END)
+ON CONFLICT (integration_id, scope) DO UPDATE SET synced_at = greatest(sync_scopes.synced_at, EXCLUDED.synced_at),
+    forced_at = greatest(sync_scopes.forced_at, EXCLUDED.forced_at)
 """
 
 
@@ -212,7 +214,7 @@ async def apply_assets_of_run(conn: asyncpg.Connection, state: RunState, succeed
     await conn.execute("SET LOCAL work_mem = '64MB'")  # the merge sorts every changed asset once
     await conn.execute(_UPSERT_ASSETS, state.run_id, state.integration_id, at)
     await conn.execute(_DELETE_ASSETS, state.run_id, state.integration_id, at)
-    await conn.execute(_SYNCED_SCOPE, state.integration_id, state.scope or "", at)
+    await conn.execute(_SYNCED_SCOPE, state.integration_id, state.scope or "", at, state.force_recursive)
 
 
 # Objects a sync found for the first time under a parent whose effective activateNewChildren is false are

@@ -60,11 +60,13 @@ CREATE TABLE object_settings (
 );
 
 -- When a sync last listed each scope it crawled ('' = the whole connection): lastCrawled/lastSyncedAt
--- of an object is the latest of its own scope and its ancestors'. A read model of successful syncs.
+-- of an object is the latest of its own scope and its ancestors'; of an inactive object, the latest
+-- forceRecursive one (others leave inactive subtrees alone). A read model of successful syncs.
 CREATE TABLE sync_scopes (
     integration_id uuid NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
     scope          text COLLATE "C" NOT NULL,
     synced_at      timestamptz NOT NULL,
+    forced_at      timestamptz,
     PRIMARY KEY (integration_id, scope)
 );
 
