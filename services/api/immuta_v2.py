@@ -139,12 +139,10 @@ async def patch_connection(request: web.Request) -> web.Response:
     connection = await _connection(request)
     dry_run = bool_param(request, "dryRun") or False
     patch = await json_body(request, ConnectionPatch)
-    sent = patch.connection
+    sent = patch.connection  # a "[REDACTED]" password means unchanged: no credentials then
     changes = IntegrationFields()
     if sent.model_fields_set:
         changes = IntegrationFields(configuration=sent.configuration(), credentials=sent.credentials())
-        if changes.credentials is None:
-            changes = IntegrationFields(configuration=changes.configuration)
     updated = await deps(request).integrations.update(
         principal(request), connection.external_id, changes, dry_run=dry_run,
         precondition=require_state(ConnectionState.ACTIVE, ConnectionState.UNHEALTHY, action="a PATCH"),
