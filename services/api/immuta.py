@@ -146,7 +146,7 @@ def decode_cursor(raw: str | None, fields: tuple[str, ...]) -> dict[str, Any] | 
     try:
         padded = raw + "=" * (-len(raw) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError):
+    except (ValueError, binascii.Error, UnicodeError, RecursionError):
         value = None
     if not isinstance(value, dict) or set(value) != set(fields) or not all(isinstance(v, str) for v in value.values()):
         raise BadRequest(f"'{CURSOR}' is not a cursor from this API: pass page.nextCursor unchanged.", field=CURSOR)
@@ -164,7 +164,7 @@ def page_limit(request: web.Request, value: Any = None) -> int:
         isinstance(raw, int) or (isinstance(raw, str) and raw.isascii() and raw.isdigit())
     ):
         raise BadRequest(f"'{LIMIT}' must be an integer from 1 to 100, got '{str(raw)[:40]}'", field=LIMIT)
-    if not 1 <= int(raw) <= 100:
+    if len(str(raw)) > 3 or not 1 <= int(raw) <= 100:  # the length first: int() of 4,300+ digits raises
         raise BadRequest(f"'{LIMIT}' must be from 1 to 100, got {str(raw)[:40]}", field=LIMIT)
     return int(raw)
 

@@ -30,7 +30,10 @@ routes = web.RouteTableDef()
 def object_path(request: web.Request, prefix: str) -> tuple[str, str]:
     """(connection key, object key) of the object path after `prefix` in the raw URL path."""
     raw = request.rel_url.raw_path.split(prefix, 1)[1] if prefix in request.rel_url.raw_path else ""
-    segments = [unquote(segment, errors="strict") for segment in raw.split("/")]
+    try:
+        segments = [unquote(segment, errors="strict") for segment in raw.split("/")]
+    except UnicodeDecodeError:
+        raise BadRequest("objectPath: every segment must be percent-encoded UTF-8.", field="objectPath") from None
     for segment in segments:
         checked_text(segment, "objectPath", "path parameter")
     if not segments or any(segment == "" for segment in segments):

@@ -104,7 +104,7 @@ class Grantee(BaseModel):
 class SettingsChange(BaseModel):
     """Settings to set on one object; absent ones stay as they are. Strict: "yes" or 1 is not a boolean."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     is_active: bool | None = Field(default=None, alias="isActive")
     activate_new_children: bool | None = Field(default=None, alias="activateNewChildren")

@@ -393,24 +393,18 @@ def test_settings_change_rejects_unknown_settings_wrong_types_and_other_grantee_
         SettingsChange.model_validate(body)
 
 
-@pytest.mark.xfail(strict=True, reason="SettingsChange is lax: pydantic coerces 'true', 'yes', 1 and 0.0 to bools "
-                   "(spec §5: 400 for a wrong type; isActive is a bool)")  # fmt: skip
 @pytest.mark.parametrize("value", ["true", "yes", 1, 0.0])
 def test_settings_change_rejects_a_non_boolean_that_looks_like_one(value):
     with pytest.raises(ValidationError):
         SettingsChange.model_validate({"isActive": value})
 
 
-@pytest.mark.xfail(strict=True, reason="Grantee.id is lax: pydantic coerces '5', 5.0 and true to integers "
-                   "(spec §4: {id:int, type}; §5: 400 for a wrong type)")  # fmt: skip
 @pytest.mark.parametrize("value", ["5", 5.0, True])
 def test_settings_change_rejects_a_grantee_id_that_is_not_an_integer(value):
     with pytest.raises(ValidationError):
         SettingsChange.model_validate({"dataOwners": [{"id": value, "type": "user"}]})
 
 
-@pytest.mark.xfail(strict=True, reason="populate_by_name=True also accepts the Python names on the wire: "
-                   "{'is_active': false} is taken as isActive (spec §5: 400 for an unknown setting)")  # fmt: skip
 @pytest.mark.parametrize("name", ["is_active", "activate_new_children", "data_owners", "infrastructure_admins"])
 def test_settings_change_rejects_the_python_field_names(name):
     with pytest.raises(ValidationError):
