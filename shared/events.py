@@ -72,8 +72,6 @@ class Asset(BaseModel):
 class AssetsChangedPayload(BaseModel):
     upserted: list[Asset] = Field(default_factory=list)
     deleted: list[str] = Field(default_factory=list)
-    # Whole subtrees removed (an object key: it and every asset below it), by a delete of data objects.
-    deleted_subtrees: list[str] = Field(default_factory=list)
 
 
 class FinishedPayload(BaseModel):

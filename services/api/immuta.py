@@ -106,6 +106,16 @@ class ReplacedConnection(BaseModel):
     connection: FullConnection
 
 
+EXTENSIONS = ("sslmode", "includeSchemas", "excludeSchemas")  # ours, beyond Immuta's connection object
+
+
+def replaced_configuration(current: Integration, sent: ConnectionFields) -> dict[str, Any]:
+    """A full replace (v1 PUT) of Immuta's fields; our extensions the body leaves out keep their values (a
+    client that knows only Immuta's fields must not downgrade sslmode or drop schema filters unknowingly)."""
+    kept = {name: current.configuration[name] for name in EXTENSIONS if name in current.configuration}
+    return kept | sent.configuration()
+
+
 def connection_fields(integration: Integration, *, with_password: bool) -> dict[str, Any]:
     config = integration.configuration
     body: dict[str, Any] = {
@@ -119,7 +129,7 @@ def connection_fields(integration: Integration, *, with_password: bool) -> dict[
     if with_password:
         body["password"] = REDACTED
     body["sslmode"] = config.get("sslmode", "prefer")
-    for name in ("includeSchemas", "excludeSchemas"):
+    for name in EXTENSIONS[1:]:
         if config.get(name):
             body[name] = config[name]
     return body

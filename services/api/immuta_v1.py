@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.api.context import deps, principal
-from services.api.immuta import TECHNOLOGY, ReplacedConnection, connection_fields
+from services.api.immuta import TECHNOLOGY, ReplacedConnection, connection_fields, replaced_configuration
 from services.api.params import bool_param, checked_text, choice_param, int_param, json_body, text_param
 from services.api.problems import BadRequest
 from services.api.render import iso
@@ -102,10 +102,11 @@ async def get_connection(request: web.Request) -> web.Response:
 @routes.put("/connection/{connectionKey}")
 async def put_connection(request: web.Request) -> web.Response:
     key = request.match_info["connectionKey"]
-    await deps(request).integrations.get(principal(request), key)  # 404 before 400
+    current = await deps(request).integrations.get(principal(request), key)  # 404 before 400
     body = await json_body(request, ReplacedConnection)
     sent = body.connection
-    _, run = await deps(request).connections.replace(principal(request), key, sent.configuration(), sent.credentials())
+    configuration = replaced_configuration(current, sent)
+    _, run = await deps(request).connections.replace(principal(request), key, configuration, sent.credentials())
     return web.json_response({"objectPath": [key], "bulkId": str(run.task_id)})
 
 
@@ -197,5 +198,5 @@ async def put_settings(request: web.Request) -> web.Response:
 @routes.delete("/object/{objectPath:.+}")
 async def delete_object(request: web.Request) -> web.Response:
     key, object_key = object_path(request, "/data/object/")
-    child_count, _ = await deps(request).objects.delete(principal(request), key, object_key)
+    child_count, _ = await deps(request).objects.delete(principal(request), key, object_key, deregisters=True)
     return web.json_response({"objectPath": [key, *names_of(object_key)], "childCount": child_count})

@@ -29,10 +29,9 @@ from services.api.problems import BadRequest
 from services.api.render import iso
 from services.core.connections import require_state
 from services.core.data_objects import DataObject, Keyset, Page
-from services.core.errors import Conflict
 from services.core.integrations import IntegrationFields
 from services.core.model import ConnectionState, Integration
-from services.core.objects import NORMALIZED_TYPES, ROOT, SettingsChange
+from services.core.objects import SettingsChange, kinds_of
 from services.core.runs import RunState, RunStatus
 from services.core.store.objects import ObjectFilter
 from services.core.store.run_reads import TaskFilter
@@ -212,15 +211,7 @@ class ObjectSearch(BaseModel):
 
 
 def _kinds(search: ObjectSearch) -> list[str] | None:
-    kinds: set[str] | None = None
-    if search.type is not None:
-        kinds = {search.type}
-    if search.normalizedType is not None:
-        normalized = {k for k, n in NORMALIZED_TYPES.items() if n == search.normalizedType}
-        if search.normalizedType == "CONNECTION":
-            normalized = {"connection"}
-        kinds = normalized if kinds is None else kinds & normalized
-    return sorted(kinds) if kinds is not None else None
+    return kinds_of(search.type, search.normalizedType)
 
 
 def _object_keyset(raw: str | None) -> Keyset | None:
@@ -276,8 +267,6 @@ async def patch_object(request: web.Request) -> web.Response:
     objects = deps(request).objects
     target = await objects.get_by_id(principal(request), connection.external_id, oid)
     change = await json_body(request, SettingsChange)
-    if not change.model_fields_set:
-        return web.json_response(object_json(target))  # {} changes nothing
     updated, _ = await objects.change_settings(principal(request), connection.external_id, target.key, change)
     return web.json_response(object_json(updated))
 
@@ -287,9 +276,7 @@ async def delete_object(request: web.Request) -> web.Response:
     connection = await _connection(request)
     objects = deps(request).objects
     target = await objects.get_by_id(principal(request), connection.external_id, _uuid(request, "id"))
-    if target.key == ROOT:
-        raise Conflict("This data object is the connection itself: delete it with DELETE /api/connections/{key}.")
-    _, task = await objects.delete(principal(request), connection.external_id, target.key)
+    _, task = await objects.delete(principal(request), connection.external_id, target.key, deregisters=False)
     assert task is not None
     return web.json_response({"taskId": str(task.task_id)}, status=202)
 
@@ -297,10 +284,11 @@ async def delete_object(request: web.Request) -> web.Response:
 @routes.get("/{connectionKey}/dataObjects/{id}/children")
 async def object_children(request: web.Request) -> web.Response:
     connection = await _connection(request)
-    oid = _uuid(request, "id")
+    objects = deps(request).objects
+    parent = await objects.get_by_id(principal(request), connection.external_id, _uuid(request, "id"))  # 404 first
     limit = page_limit(request)
     after = _object_keyset(text_param(request, CURSOR))
-    page = await deps(request).objects.children(principal(request), connection.external_id, oid, after, limit)
+    page = await objects.children(principal(request), connection.external_id, parent.id, after, limit)
     return web.json_response({"children": [object_json(o) for o in page.objects],
                               "page": page_json(_object_cursor(page))})  # fmt: skip
 
@@ -375,10 +363,10 @@ async def get_task(request: web.Request) -> web.Response:
 async def list_task_runs(request: web.Request) -> web.Response:
     connection = await _connection(request)
     task_id = _uuid(request, "taskId", SEED_UUID)
+    run = await deps(request).tasks.get(principal(request), connection.external_id, task_id)  # 404 first
     page_limit(request)
     decode_cursor(text_param(request, CURSOR), ("at", "id"))
     status = choice_param(request, "filter[status]", list(TASK_STATUSES.values()))
-    run = await deps(request).tasks.get(principal(request), connection.external_id, task_id)
     runs = [run] if status is None or TASK_STATUSES[run.status] == status else []
     return web.json_response({"runs": [task_run_json(r) for r in runs], "page": page_json(None)})
 

@@ -36,10 +36,25 @@ class ErrorStyle:
     unauthenticated_status: int = 403
     # Immuta's clients (hapi-style) read `message` and `statusCode`: the detail and status again.
     with_message: bool = False
+    # The domain names fields as our integrations have them; a dialect shows its own names: whole field names,
+    # then replacements in the field and its message (in order).
+    fields: tuple[tuple[str, str], ...] = ()
+    field_names: tuple[tuple[str, str], ...] = ()
+
+    def wire(self, text: str) -> str:
+        text = dict(self.fields).get(text, text)
+        for ours, theirs in self.field_names:
+            text = text.replace(ours, theirs)
+        return text
 
 
 ENTROPY = ErrorStyle()
-IMMUTA = ErrorStyle(invalid_input_status=400, unauthenticated_status=401, with_message=True)
+IMMUTA = ErrorStyle(
+    invalid_input_status=400, unauthenticated_status=401, with_message=True,
+    fields=(("credentials", "connection.password"),),
+    field_names=(("configuration.host", "connection.hostname"), ("configuration.", "connection."),
+                 ("credentials.password", "connection.password"), ("`credentials`", "`connection.password`")),
+)  # fmt: skip
 STYLE = web.AppKey("error_style", ErrorStyle)
 
 
@@ -105,11 +120,13 @@ def error_response(error: Exception, request: web.Request) -> web.Response:
         return validation_problem(error, request)
     for kind, status in _DOMAIN_STATUS:
         if isinstance(error, kind):
-            field = error.field if isinstance(error, InvalidInput) else None
-            extra = {"errors": [{"field": field, "message": error.detail}]} if field else {}
+            style = style_of(request)
+            field = style.wire(error.field) if isinstance(error, InvalidInput) and error.field else None
+            detail = style.wire(error.detail) if field else error.detail
+            extra = {"errors": [{"field": field, "message": detail}]} if field else {}
             if kind is InvalidInput and not isinstance(error, CredentialsRequired):
-                status = style_of(request).invalid_input_status
-            return problem(status, error.detail, request, **extra)
+                status = style.invalid_input_status
+            return problem(status, detail, request, **extra)
     if isinstance(error, DomainError):
         log.error("domain_error", error=error.detail)
         return problem(503 if error.retriable else 500, error.detail, request)

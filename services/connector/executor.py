@@ -21,7 +21,7 @@ from services.connector.sources.base import AssetDict, SourceError, SourcePlugin
 from services.core.crypto import CredentialCipher
 from services.core.errors import DomainError
 from services.core.objects import CrawlScope
-from services.core.runs import RunStatus
+from services.core.runs import DELETED_KEYS_PER_EVENT, RunStatus
 from services.core.sources import Resolver, SystemResolver
 from services.core.store import claims
 from services.core.store import integrations as integration_store
@@ -47,8 +47,6 @@ from shared.logging import redact_text
 from shared.postgres import with_database
 
 log = structlog.get_logger()
-
-DELETED_KEYS_PER_EVENT = 20_000
 
 
 class Phase(Enum):
@@ -188,12 +186,13 @@ class RunExecutor:
                 previous = await integration_store.asset_fingerprints(conn, ctx.run.integration_id)
                 scope = CrawlScope(ctx.run.scope, ctx.run.force_recursive,
                                    await object_store.is_active_overrides(conn, ctx.run.integration_id))  # fmt: skip
-            if not scope.everything:  # a sub-path crawl, or inactive subtrees to leave alone
+            limited = not scope.everything  # a sub-path crawl, or inactive subtrees to leave alone
+            if limited:
                 previous = {key: print_ for key, print_ in previous.items() if scope.covers(key)}
             run.diff = AssetDiff(previous)
             last_progress = time.monotonic()
             async for batch in plugin.crawl():
-                if not scope.everything:
+                if limited:
                     batch = [asset for asset in batch if scope.covers(asset["key"])]
                 changed = run.diff.add(batch)
                 if changed:

@@ -99,6 +99,11 @@ class ConnectionService:
         await self._integrations.delete(principal, key, cancel_active=True, precondition=precondition)
         return self._rt.new_id()
 
+    async def start_sync(self, conn: asyncpg.Connection, integration: Integration, request: SyncRequest) -> RunState:
+        """A sync a user asked for, of an active connection (a deactivated one runs no syncs): 409 otherwise."""
+        require_state(ConnectionState.ACTIVE, ConnectionState.UNHEALTHY, action="a sync")(integration)
+        return await self.start(conn, integration, request)
+
     async def start(self, conn: asyncpg.Connection, integration: Integration, request: SyncRequest) -> RunState:
         """Start a sync inside the caller's transaction; one already PENDING or RUNNING is a 409."""
         try:

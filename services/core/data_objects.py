@@ -11,7 +11,7 @@ from datetime import datetime
 import asyncpg
 
 from services.core.connections import ActiveSync, ConnectionService
-from services.core.errors import InvalidInput, NotFound
+from services.core.errors import Conflict, InvalidInput, NotFound
 from services.core.ingestion import (
     Runtime,
     SyncRequest,
@@ -38,9 +38,10 @@ from services.core.objects import (
     lineage,
     names_of,
     object_id,
+    parent_of,
     remote_id,
 )
-from services.core.runs import AssetCounts, RunState
+from services.core.runs import RunState
 from services.core.store import integrations as integration_store
 from services.core.store import objects as store
 from services.core.store import run_reads
@@ -82,7 +83,8 @@ class DataObject:
 
     @property
     def active(self) -> bool:
-        return self.settings.is_active and (bool(self.key) or self.connection.enabled)
+        """Active by its settings, in a connection that is not deactivated."""
+        return self.settings.is_active and self.connection.enabled
 
     @property
     def data_source_id(self) -> int | None:
@@ -227,35 +229,34 @@ class ObjectService:
         self, principal: Principal, key: str, object_key: str, change: SettingsChange
     ) -> tuple[DataObject, RunState]:
         """Set overrides on one object. Returns it and the task: a SYSTEM sync of the object when the change
-        activated an inactive subtree, else a SETTINGS_UPDATE task that already succeeded."""
+        activated an inactive subtree (a 409 while another sync is pending or running: that one would not list
+        the subtree, and nothing is changed), else a SETTINGS_UPDATE task that already succeeded."""
         async with self._rt.pool.acquire() as conn, conn.transaction():
             connection = await editable_integration(conn, principal, key, lock=True)
             before = await self._one(conn, connection, object_key)
             overrides = await store.overrides_along(conn, connection.id, [object_key])
-            own = overrides.get(object_key, NONE)
-            changed = own.changed(change, at_root=object_key == ROOT)
+            changed = overrides.get(object_key, NONE).changed(change, at_root=object_key == ROOT)
             await store.save_overrides(conn, connection.id, object_key, changed, self._rt.clock(),
                                        principal.principal_id)  # fmt: skip
             after = await self._one(conn, connection, object_key)
-            task = None
-            if after.settings.is_active and not before.settings.is_active:
-                scope = object_key if after.kind not in TABLE_LEVEL else (names_parent(object_key))
-                try:
-                    async with conn.transaction():
-                        task = await self._connections.start(conn, connection, SyncRequest("system", scope=scope))
-                except ActiveSync:
-                    task = None  # the change is kept; the next sync lists the activated subtree
-            if task is None:
-                sent = _sent_settings(change)
-                message = f"Settings of '{'/'.join(after.path)}' changed: {', '.join(sent) or 'nothing'}."
-                task = await record_task(self._rt, conn, connection,
-                                         TaskRecord("settings", requester(principal), object_key, message))  # fmt: skip
+            if after.settings.is_active and not before.settings.is_active and connection.enabled:
+                scope = object_key if after.kind not in TABLE_LEVEL else parent_of(object_key)
+                return after, await self._connections.start(conn, connection, SyncRequest("system", scope=scope))
+            sent = _sent_settings(change)
+            message = f"Settings of '{'/'.join(after.path)}' changed: {', '.join(sent) or 'nothing'}."
+            task = await record_task(self._rt, conn, connection,
+                                     TaskRecord("settings", requester(principal), object_key, message))  # fmt: skip
             return after, task
 
-    async def delete(self, principal: Principal, key: str, object_key: str) -> tuple[int, RunState | None]:
+    async def delete(
+        self, principal: Principal, key: str, object_key: str, *, deregisters: bool
+    ) -> tuple[int, RunState | None]:
         """Delete an object and its descendants at once; returns how many data objects were below it and the
-        DATA_OBJECT_DELETE task (None when the connection itself was deregistered)."""
+        DATA_OBJECT_DELETE task. The root is the connection: deleting it deregisters the connection (no task)
+        where `deregisters`, else it is a conflict (Immuta's v2 deletes connections on their own endpoint)."""
         if object_key == ROOT:
+            if not deregisters:
+                raise Conflict(f"This data object is connection '{key}' itself: delete the connection instead.")
             async with self._rt.pool.acquire() as conn:
                 connection = await editable_integration(conn, principal, key)
                 below = await store.count_descendants(conn, connection.id, ROOT)
@@ -269,26 +270,22 @@ class ObjectService:
                     f"A sync of connection '{key}' is pending or running; delete '{'/'.join(target.path)}' after it "
                     "ends (or cancel it)."
                 )
-            below = await store.count_descendants(conn, connection.id, object_key)
-            assets = await store.count_subtree_assets(conn, connection.id, object_key)
+            keys, below = await store.subtree(conn, connection.id, object_key)
             await store.delete_subtree_settings(conn, connection.id, object_key)
-            message = f"Deleted '{'/'.join(target.path)}' and {below} data objects below it ({assets} assets)."
+            message = f"Deleted '{'/'.join(target.path)}' and {below} data objects below it ({len(keys)} assets)."
             task = await record_task(self._rt, conn, connection, TaskRecord(
-                "delete", requester(principal), object_key, message, deleted_subtrees=(object_key,),
-                counts=AssetCounts(processed=assets, deleted=assets),
-            ))  # fmt: skip
+                "delete", requester(principal), object_key, message, deleted=tuple(keys)))  # fmt: skip
             return below, task
 
     async def crawl(self, principal: Principal, key: str, object_key: str, force_recursive: bool) -> RunState:
-        """A sync limited to the subtree of an object (not a table-level one)."""
+        """A sync limited to the subtree of an object (not a table-level one) of an active connection."""
         async with self._rt.pool.acquire() as conn, conn.transaction():
             connection = await editable_integration(conn, principal, key, lock=True)
             target = await self._one(conn, connection, object_key)
             if target.kind in TABLE_LEVEL:
                 raise InvalidInput("A crawl cannot happen at the table level; crawl its schema.", field="objectPath")
-            request = SyncRequest("manual", requester(principal), scope=object_key or None,
-                                  force_recursive=force_recursive)  # fmt: skip
-            return await self._connections.start(conn, connection, request)
+            return await self._connections.start_sync(conn, connection, SyncRequest(
+                "manual", requester(principal), scope=object_key or None, force_recursive=force_recursive))  # fmt: skip
 
 
 def _last_listed(key: str, active: bool, synced: dict[str, store.SyncTimes]) -> datetime | None:
@@ -297,10 +294,6 @@ def _last_listed(key: str, active: bool, synced: dict[str, store.SyncTimes]) -> 
     times = [t.synced_at if active else t.forced_at for k in lineage(key) if (t := synced.get(k)) is not None]
     known = [t for t in times if t is not None]
     return max(known) if known else None
-
-
-def names_parent(object_key: str) -> str:
-    return object_key.rpartition("/")[0]
 
 
 def _sent_settings(change: SettingsChange) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -14,7 +14,6 @@ from services.core.errors import AlreadyRunning, Forbidden, NotFound
 from services.core.model import Integration, Principal
 from services.core.runs import (
     SYSTEM,
-    AssetCounts,
     CancelRun,
     RecordTask,
     Requester,
@@ -43,11 +42,7 @@ class Runtime:
     new_id: IdFactory
 
 
-async def visible_integration(
-    conn: asyncpg.Connection, principal: Principal, external_id: str, *, lock: bool = False
-) -> Integration:
-    if lock:  # serialises writers of one integration (a read-validate-write must not interleave)
-        await conn.execute("SELECT 1 FROM integrations WHERE external_id = $1 FOR UPDATE", external_id)
+async def visible_integration(conn: asyncpg.Connection, principal: Principal, external_id: str) -> Integration:
     integration = await integration_store.get_by_external_id(conn, external_id)
     if integration is None or not principal.can_view(integration.owning_team_id):
         raise NotFound(f"Integration '{external_id}' was not found, or this API key cannot see it.")
@@ -57,7 +52,13 @@ async def visible_integration(
 async def editable_integration(
     conn: asyncpg.Connection, principal: Principal, external_id: str, *, lock: bool = False
 ) -> Integration:
-    integration = await visible_integration(conn, principal, external_id, lock=lock)
+    """The integration if `principal` may change it. With `lock` (inside a transaction), it stays as read until
+    the transaction ends: writers of one integration (read, validate, write) are serialised.
+
+    The lock is FOR NO KEY UPDATE, taken only after the visibility check: it does not block the foreign key
+    checks (KEY SHARE) of the projector appending this integration's run events while it holds a run's lock,
+    so a cancel (integration, then run) and the projector (run, then integration) never deadlock."""
+    integration = await visible_integration(conn, principal, external_id)
     if not principal.can_edit(integration.owning_team_id):
         needed = (
             f"INGESTION_EDIT on team '{integration.owning_team_external_id}'"
@@ -65,6 +66,12 @@ async def editable_integration(
             else "organization-owner privileges (the integration has no owning team)"
         )
         raise Forbidden(f"This API key lacks {needed}.")
+    if lock:
+        await conn.execute("SELECT 1 FROM integrations WHERE id = $1 FOR NO KEY UPDATE", integration.id)
+        locked = await integration_store.get_by_external_id(conn, external_id)
+        if locked is None:  # deleted while we waited
+            raise NotFound(f"Integration '{external_id}' was not found, or this API key cannot see it.")
+        integration = locked
     return integration
 
 
@@ -121,7 +128,7 @@ async def record_task(rt: Runtime, conn: asyncpg.Connection, integration: Integr
     run_id = rt.new_id()
     command = RecordTask(
         run_id, integration.id, integration.external_id, task.kind, task.requested_by, rt.clock(), rt.new_id(),
-        task.scope, task.message, task.deleted_subtrees, task.counts,
+        task.scope, task.message, task.deleted,
     )  # fmt: skip
     result = await runlog.append(conn, run_id, decide(None, command))
     assert result.state is not None
@@ -134,8 +141,7 @@ class TaskRecord:
     requested_by: Requester
     scope: str | None
     message: str
-    deleted_subtrees: tuple[str, ...] = ()
-    counts: AssetCounts = field(default_factory=AssetCounts)
+    deleted: tuple[str, ...] = ()  # asset keys
 
 
 async def trigger_run(rt: Runtime, principal: Principal, external_id: str) -> RunState:

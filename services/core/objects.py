@@ -34,6 +34,15 @@ OBJECT_KINDS = tuple(NORMALIZED_TYPES)
 TABLE_LEVEL = frozenset(kind for kind, normalized in NORMALIZED_TYPES.items() if normalized == "TABLE")
 
 
+def kinds_of(kind: str | None, normalized_type: str | None) -> list[str] | None:
+    """The object kinds ('connection' for the root) matching a type and a normalized type; None: any."""
+    kinds: set[str] | None = None if kind is None else {kind}
+    if normalized_type is not None:
+        by_normalized = {k for k, n in {**NORMALIZED_TYPES, "connection": "CONNECTION"}.items() if n == normalized_type}
+        kinds = by_normalized if kinds is None else kinds & by_normalized
+    return sorted(kinds) if kinds is not None else None
+
+
 def escape(name: str) -> str:
     """One name as one segment of a '/'-separated key."""
     return name.replace("%", "%25").replace("/", "%2F")

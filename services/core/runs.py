@@ -135,7 +135,8 @@ class CancelRun:
 @dataclass(frozen=True)
 class RecordTask:
     """Work the control plane does at once, recorded as a run that is requested, started and succeeds together:
-    a delete of data objects (`deleted_subtrees`, `counts.deleted` assets) or a settings change."""
+    a delete of data objects (the asset keys in `deleted`, in events as a connector would report them) or a
+    settings change."""
 
     run_id: uuid.UUID
     integration_id: uuid.UUID
@@ -146,11 +147,11 @@ class RecordTask:
     task_id: uuid.UUID
     scope: str | None
     message: str
-    deleted_subtrees: tuple[str, ...] = ()
-    counts: AssetCounts = AssetCounts()
+    deleted: tuple[str, ...] = ()
 
 
 CONTROL_PLANE = "control-plane"  # the "connector" of runs the control plane executes itself
+DELETED_KEYS_PER_EVENT = 20_000  # deleted keys per AssetsChanged event, from a connector or the control plane
 
 
 @dataclass(frozen=True)
@@ -225,11 +226,11 @@ def _record_task(command: RecordTask) -> list[RunLogEvent]:
         RunRequested(**about, payload=requested),
         RunStarted(**about, payload=StartedPayload(connector_id=CONTROL_PLANE)),
     ]
-    if command.deleted_subtrees:
-        changed = AssetsChangedPayload(deleted_subtrees=list(command.deleted_subtrees))
+    for start in range(0, len(command.deleted), DELETED_KEYS_PER_EVENT):
+        changed = AssetsChangedPayload(deleted=list(command.deleted[start : start + DELETED_KEYS_PER_EVENT]))
         events.append(AssetsChanged(**about, payload=changed))
-    events.append(RunSucceeded(**about, payload=FinishedPayload(counts=command.counts.to_payload(),
-                                                                 message=command.message)))  # fmt: skip
+    counts = AssetCounts(processed=len(command.deleted), deleted=len(command.deleted))
+    events.append(RunSucceeded(**about, payload=FinishedPayload(counts=counts.to_payload(), message=command.message)))
     return events
 
 

@@ -40,7 +40,7 @@ class TaskService:
     async def create_sync(self, principal: Principal, key: str) -> RunState:
         async with self._rt.pool.acquire() as conn, conn.transaction():
             connection = await editable_integration(conn, principal, key, lock=True)
-            return await self._connections.start(conn, connection, SyncRequest("manual", requester(principal)))
+            return await self._connections.start_sync(conn, connection, SyncRequest("manual", requester(principal)))
 
     async def get(self, principal: Principal, key: str, task_id: uuid.UUID) -> RunState:
         async with self._rt.pool.acquire() as conn:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 def asset(names: list[str], kind: str, fingerprint: str = "f") -> dict[str, Any]:
     key = key_of(names)
-    parent = key_of(names[:-1]) if len(names) > 1 else None
+    parent = key_of(names[:-1])  # the database's parent is '', the connection
     return {"key": key, "kind": kind, "name": names[-1], "parent_key": parent, "fingerprint": fingerprint,
             "attributes": {}}  # fmt: skip
 
@@ -78,7 +78,7 @@ async def test_deleting_a_subtree_is_a_task_and_a_later_sync_finds_the_objects_a
     _, objects = services
     integration = await make_integration()
     await sync(runtime, integration, CATALOG)
-    child_count, task = await objects.delete(OWNER, integration.external_id, "db/sales")
+    child_count, task = await objects.delete(OWNER, integration.external_id, "db/sales", deregisters=False)
     assert child_count == 2  # orders and a/b; the column is not a data object
     assert task is not None and (task.kind, task.status.value, task.counts.deleted) == ("delete", "SUCCESS", 4)
     async with runtime.pool.acquire() as conn:
@@ -97,7 +97,7 @@ async def test_a_delete_or_a_crawl_while_a_sync_runs_is_a_conflict(runtime, make
     async with runtime.pool.acquire() as conn, conn.transaction():
         await start_sync(runtime, conn, integration, SyncRequest("manual"))
     with pytest.raises(ActiveSync):
-        await objects.delete(OWNER, integration.external_id, "db/sales")
+        await objects.delete(OWNER, integration.external_id, "db/sales", deregisters=False)
     with pytest.raises(ActiveSync):
         await objects.crawl(OWNER, integration.external_id, "db/sales", force_recursive=False)
 
@@ -147,7 +147,7 @@ async def test_rebuild_reproduces_assets_runs_and_sync_scopes_after_deletes_and_
     _, objects = services
     integration = await make_integration()
     await sync(runtime, integration, CATALOG)
-    await objects.delete(OWNER, integration.external_id, "db/hr dept")
+    await objects.delete(OWNER, integration.external_id, "db/hr dept", deregisters=False)
     await objects.change_settings(OWNER, integration.external_id, "db/sales", SettingsChange(isActive=False))
     await sync(runtime, integration, [asset(["db", "sales", "orders"], "table", "v2")],
                SyncRequest("manual", scope="db/sales", force_recursive=True))  # fmt: skip
@@ -178,3 +178,26 @@ async def test_a_connection_whose_last_sync_failed_is_unhealthy_until_validated(
         await runlog.append(conn, run.run_id, [started(run), report(run, RunFailed, succeeded(0))])
         failed = await integration_store.get_by_external_id(conn, integration.external_id)
     assert failed is not None and failed.state.value == "UNHEALTHY"
+
+
+async def test_activating_a_subtree_while_a_sync_runs_is_a_conflict_that_changes_nothing(runtime, make_integration,
+                                                                                          services):  # fmt: skip
+    _, objects = services
+    integration = await make_integration()
+    await sync(runtime, integration, CATALOG)
+    await objects.change_settings(OWNER, integration.external_id, "db/sales", SettingsChange(isActive=False))
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        await start_sync(runtime, conn, integration, SyncRequest("manual"))
+    with pytest.raises(ActiveSync):  # that sync would not list the subtree: never report the activation as done
+        await objects.change_settings(OWNER, integration.external_id, "db/sales", SettingsChange(isActive=True))
+    assert not (await objects.get(OWNER, integration.external_id, "db/sales")).settings.is_active
+
+
+async def test_the_settings_of_objects_a_sync_found_gone_go_with_them(runtime, make_integration, services):
+    _, objects = services
+    integration = await make_integration()
+    await sync(runtime, integration, CATALOG)
+    await objects.change_settings(OWNER, integration.external_id, "db/sales/orders", SettingsChange(isActive=False))
+    assert (await objects.get(OWNER, integration.external_id, "db/sales")).overridden_below == {"isActive"}
+    await sync(runtime, integration, [], deleted=["db/sales/orders", "db/sales/orders/id"])
+    assert (await objects.get(OWNER, integration.external_id, "db/sales")).overridden_below == set()

@@ -246,7 +246,7 @@ def test_a_cancel_records_who_cancelled_once_the_run_ends_cancelled():
 
 def test_a_recorded_task_is_requested_started_and_succeeded_at_once_by_the_control_plane():
     command = RecordTask(uuid.uuid4(), INTEGRATION, "demo", "delete", Requester("alice", "3"), T0, uuid.uuid4(),
-                         "db/sales", "Deleted.", deleted_subtrees=("db/sales",))  # fmt: skip
+                         "db/sales", "Deleted.", deleted=("db/sales", "db/sales/t"))  # fmt: skip
     events = decide(None, command)
     assert [type(e).__name__ for e in events] == ["RunRequested", "RunStarted", "AssetsChanged", "RunSucceeded"]
     state = None

@@ -1,4 +1,4 @@
-"""PostgreSQL source: schemas, tables, views, columns, primary and foreign keys from pg_catalog.
+"""PostgreSQL source: the database, schemas, tables, views, columns, primary and foreign keys from pg_catalog.
 
 Four set-based catalog queries per crawl, whatever the number of tables; columns stream through a
 server-side cursor so that progress is reported while a large catalog is read.
@@ -152,7 +152,8 @@ class PostgresSource:
             if not schemas:
                 self.report.warn("No schema matched includeSchemas/excludeSchemas.")
             schema_keys = {s["oid"]: f"{db}/{key_part(s['nspname'])}" for s in schemas}
-            yield [make_asset(db, "database", self.config.database, None, {})] + [
+            # The database is an object of its own, below the connection (parent '', the root).
+            yield [make_asset(db, "database", self.config.database, "", {})] + [
                 make_asset(schema_keys[s["oid"]], "schema", s["nspname"], db, {"comment": s["comment"]})
                 for s in schemas
             ]

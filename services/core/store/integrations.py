@@ -124,11 +124,6 @@ async def record_health(conn: asyncpg.Connection, integration_id: uuid.UUID, hea
     )  # fmt: skip
 
 
-async def get_by_number(conn: asyncpg.Connection, number: int) -> Integration | None:
-    row = await conn.fetchrow(_SELECT + "WHERE i.number = $1", number)
-    return integration_from_row(row) if row else None
-
-
 async def insert(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
     columns = ", ".join(values)
     params = ", ".join(f"${i}" for i in range(1, len(values) + 1))

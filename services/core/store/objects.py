@@ -52,14 +52,18 @@ async def get_by_id(conn: asyncpg.Connection, integration_id: uuid.UUID, oid: uu
 async def children_after(
     conn: asyncpg.Connection, integration_id: uuid.UUID, parent: str, after: tuple[str, uuid.UUID] | None, limit: int
 ) -> list[ObjectRow]:
-    """Direct children ordered by (name, id), after a keyset position. The root's child is the database."""
-    rows = await conn.fetch(
-        f"""SELECT {_COLUMNS} FROM assets
-            WHERE {_LIVE_OBJECTS} AND parent_key IS NOT DISTINCT FROM $2
-              AND ($3::text IS NULL OR (name, object_id) > ($3::text, $4::uuid))
-            ORDER BY name, object_id LIMIT $5""",
-        integration_id, parent or None, after[0] if after else None, after[1] if after else None, limit,
-    )  # fmt: skip
+    """Direct children ordered by (name, id), after a keyset position: one range of assets_objects_by_parent.
+    The database is the root's child (its parent_key is '')."""
+    where = f"{_LIVE_OBJECTS} AND parent_key = $2"
+    if after is None:
+        rows = await conn.fetch(f"SELECT {_COLUMNS} FROM assets WHERE {where} ORDER BY name, object_id LIMIT $3",
+                                integration_id, parent, limit)  # fmt: skip
+    else:
+        rows = await conn.fetch(
+            f"""SELECT {_COLUMNS} FROM assets WHERE {where} AND (name, object_id) > ($3::text, $4::uuid)
+                ORDER BY name, object_id LIMIT $5""",
+            integration_id, parent, after[0], after[1], limit,
+        )  # fmt: skip
     return [_row(r) for r in rows]
 
 
@@ -112,11 +116,11 @@ async def search_children(
 ) -> tuple[int, list[ObjectRow]]:  # fmt: skip
     """(total matches, one page) of the direct children of `parent`, `text` matching names case-insensitively."""
     pattern = like_pattern(text)
-    where = f"{_LIVE_OBJECTS} AND parent_key IS NOT DISTINCT FROM $2 AND ($3::text IS NULL OR name ILIKE $3)"
-    count = await conn.fetchval(f"SELECT count(*) FROM assets WHERE {where}", integration_id, parent or None, pattern)
+    where = f"{_LIVE_OBJECTS} AND parent_key = $2 AND ($3::text IS NULL OR name ILIKE $3)"
+    count = await conn.fetchval(f"SELECT count(*) FROM assets WHERE {where}", integration_id, parent, pattern)
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM assets WHERE {where} ORDER BY {_SORTS[(sort, order)]} OFFSET $4 LIMIT $5",
-        integration_id, parent or None, pattern, offset, limit,
+        integration_id, parent, pattern, offset, limit,
     )  # fmt: skip
     return count, [_row(r) for r in rows]
 
@@ -130,14 +134,16 @@ async def count_descendants(conn: asyncpg.Connection, integration_id: uuid.UUID,
     return count
 
 
-async def count_subtree_assets(conn: asyncpg.Connection, integration_id: uuid.UUID, key: str) -> int:
-    """Assets (columns included) of the subtree at `key`, `key` included: what a delete removes."""
-    count: int = await conn.fetchval(
-        "SELECT count(*) FROM assets WHERE integration_id = $1 AND deleted_at IS NULL "
+async def subtree(conn: asyncpg.Connection, integration_id: uuid.UUID, key: str) -> tuple[list[str], int]:
+    """The keys of every live asset of the subtree at `key` (columns too, `key` itself included), and how many
+    data objects are below `key`: what a delete of `key` removes, and its childCount. One pass."""
+    rows = await conn.fetch(
+        "SELECT asset_key, kind FROM assets WHERE integration_id = $1 AND deleted_at IS NULL "
         "AND (asset_key = $2 OR starts_with(asset_key, $2 || '/'))",
         integration_id, key,
     )  # fmt: skip
-    return count
+    below = sum(1 for r in rows if r["kind"] != "column" and r["asset_key"] != key)
+    return [r["asset_key"] for r in rows], below
 
 
 # ---- settings -------------------------------------------------------------------------------
@@ -168,16 +174,28 @@ async def overridden_below(
 ) -> dict[str, set[SettingName]]:
     """For each key, the settings some descendant of it overrides (hasDescendantsWithOverrides)."""
     flags = ", ".join(f"bool_or(s.{_COLUMN_OF[name]} IS NOT NULL)" for name in SETTING_NAMES)
-    rows = await conn.fetch(
-        f"""SELECT k.key, {flags}
-            FROM unnest($2::text[]) AS k(key)
-            JOIN object_settings s ON s.integration_id = $1
-             AND ((k.key = '' AND s.object_key <> '')
-                  OR (s.object_key >= (k.key || '/') COLLATE "C" AND s.object_key < (k.key || '0') COLLATE "C"))
-            GROUP BY k.key""",
-        integration_id, list(set(keys)),
-    )  # fmt: skip
-    return {r["key"]: {name for name, flag in zip(SETTING_NAMES, list(r)[1:], strict=True) if flag} for r in rows}
+    found: dict[str, set[SettingName]] = {}
+    inner = [key for key in set(keys) if key != ""]
+    if inner:  # one primary-key range per key: k || '/' <= object_key < k || '0'
+        rows = await conn.fetch(
+            f"""SELECT k.key, f.* FROM unnest($2::text[]) AS k(key)
+                CROSS JOIN LATERAL (
+                  SELECT {flags} FROM object_settings s
+                  WHERE s.integration_id = $1 AND s.object_key >= (k.key || '/') COLLATE "C"
+                    AND s.object_key < (k.key || '0') COLLATE "C") f""",
+            integration_id, inner,
+        )  # fmt: skip
+        found.update({r["key"]: _flagged(list(r)[1:]) for r in rows})
+    if "" in keys:  # the connection: anything set below it
+        row = await conn.fetchrow(
+            f"SELECT {flags} FROM object_settings s WHERE s.integration_id = $1 AND s.object_key <> ''", integration_id
+        )
+        found[""] = _flagged(list(row) if row else [])
+    return found
+
+
+def _flagged(flags: Sequence[bool | None]) -> set[SettingName]:
+    return {name for name, flag in zip(SETTING_NAMES, flags, strict=False) if flag}
 
 
 async def is_active_overrides(conn: asyncpg.Connection, integration_id: uuid.UUID) -> dict[str, bool]:
@@ -254,6 +272,6 @@ async def roots_settings(
     )
     return (
         {r["integration_id"]: Overrides.from_row(r) for r in own},
-        {r["integration_id"]: {n for n, f in zip(SETTING_NAMES, list(r)[1:], strict=True) if f} for r in below},
+        {r["integration_id"]: _flagged(list(r)[1:]) for r in below},
         {r["integration_id"]: SyncTimes(r["synced_at"], r["forced_at"]) for r in synced},
     )

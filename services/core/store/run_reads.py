@@ -68,7 +68,6 @@ class TaskFilter:
     statuses: list[RunStatus] | None = None
     triggers: list[str] | None = None
     created_by: str | None = None
-    task_id: uuid.UUID | None = None
 
 
 async def tasks_after(
@@ -84,13 +83,12 @@ async def tasks_after(
           AND ($3::text[] IS NULL OR r.status = ANY($3::text[])) AND ($4::text[] IS NULL OR r.trigger = ANY($4::text[]))
           AND ($5::text IS NULL OR (r.trigger = 'manual' AND r.created_by = $5))
           AND (NOT $6 OR r.trigger <> 'manual' OR r.created_by IS NULL)
-          AND ($7::uuid IS NULL OR r.task_id = $7)
-          AND ($8::timestamptz IS NULL OR (r.requested_at, r.id) < ($8::timestamptz, $9::uuid))
-        ORDER BY r.requested_at DESC, r.id DESC LIMIT $10
+          AND ($7::timestamptz IS NULL OR (r.requested_at, r.id) < ($7::timestamptz, $8::uuid))
+        ORDER BY r.requested_at DESC, r.id DESC LIMIT $9
         """,
         integration_id, where.kinds, [s.value for s in where.statuses] if where.statuses is not None else None,
-        where.triggers, None if system else where.created_by, system, where.task_id,
-        after[0] if after else None, after[1] if after else None, limit,
+        where.triggers, None if system else where.created_by, system, after[0] if after else None,
+        after[1] if after else None, limit,
     )  # fmt: skip
     return [state_from_row(r) for r in rows]
 

@@ -146,6 +146,7 @@ async def _apply_side_effects(conn: asyncpg.Connection, state: RunState, applied
         if isinstance(event, RunSucceeded):
             await apply_assets_of_run(conn, state, event)
             if state.kind == "sync":
+                await forget_settings_of_removed(conn, state.run_id, state.integration_id)
                 await register_new_objects(conn, state.run_id, state.integration_id, event.occurred_at)
     if state.status.is_terminal:
         await conn.execute("DELETE FROM run_heartbeats WHERE run_id = $1", state.run_id)
@@ -185,16 +186,6 @@ WHERE assets.integration_id = $2 AND assets.deleted_at IS NULL
 """
 
 
-# A delete of data objects names whole subtrees: the object and everything below it (columns included).
-_DELETE_SUBTREES = """
-UPDATE assets SET deleted_run_id = $1, deleted_at = $3
-FROM (SELECT DISTINCT jsonb_array_elements_text(e.payload -> 'deleted_subtrees') AS root
-      FROM run_events e
-      WHERE e.run_id = $1 AND e.type = 'run.assets_changed.v1' AND e.payload ? 'deleted_subtrees') d
-WHERE assets.integration_id = $2 AND assets.deleted_at IS NULL
-  AND (assets.asset_key = d.root OR starts_with(assets.asset_key, d.root || '/'))
-"""
-
 _SYNCED_SCOPE = """
 INSERT INTO sync_scopes (integration_id, scope, synced_at, forced_at)
 VALUES ($1, $2, $3, CASE WHEN $4 THEN $3::timestamptz END)
@@ -206,15 +197,13 @@ ON CONFLICT (integration_id, scope) DO UPDATE SET synced_at = greatest(sync_scop
 async def apply_assets_of_run(conn: asyncpg.Connection, state: RunState, succeeded: RunSucceeded) -> None:
     """Merge a successful run's asset changes (staged in the log) into the asset store, set-based."""
     at = succeeded.occurred_at
-    if state.kind == "delete":
-        await conn.execute(_DELETE_SUBTREES, state.run_id, state.integration_id, at)
-        return
-    if state.kind != "sync":
-        return
-    await conn.execute("SET LOCAL work_mem = '64MB'")  # the merge sorts every changed asset once
-    await conn.execute(_UPSERT_ASSETS, state.run_id, state.integration_id, at)
-    await conn.execute(_DELETE_ASSETS, state.run_id, state.integration_id, at)
-    await conn.execute(_SYNCED_SCOPE, state.integration_id, state.scope or "", at, state.force_recursive)
+    if state.kind == "sync":
+        await conn.execute("SET LOCAL work_mem = '64MB'")  # the merge sorts every changed asset once
+        await conn.execute(_UPSERT_ASSETS, state.run_id, state.integration_id, at)
+    if state.kind in ("sync", "delete"):
+        await conn.execute(_DELETE_ASSETS, state.run_id, state.integration_id, at)
+    if state.kind == "sync":
+        await conn.execute(_SYNCED_SCOPE, state.integration_id, state.scope or "", at, state.force_recursive)
 
 
 # Objects a sync found for the first time under a parent whose effective activateNewChildren is false are
@@ -229,8 +218,19 @@ WHERE a.integration_id = $2 AND a.created_run_id = $1 AND a.kind <> 'column' AND
        WHERE s.integration_id = $2 AND s.activate_new_children IS NOT NULL
          AND (s.object_key = '' OR a.parent_key = s.object_key OR starts_with(a.parent_key, s.object_key || '/'))
        ORDER BY length(s.object_key) DESC LIMIT 1) = false
-ON CONFLICT (integration_id, object_key) DO NOTHING
+ON CONFLICT (integration_id, object_key) DO UPDATE SET is_active = coalesce(object_settings.is_active, false)
 """
+
+
+async def forget_settings_of_removed(conn: asyncpg.Connection, run_id: uuid.UUID, integration_id: uuid.UUID) -> None:
+    """Settings of objects a sync found gone go with them (an object found again later starts afresh). Like
+    the registration below, this is configuration: it happens when the run succeeds, never on rebuild."""
+    await conn.execute(
+        "DELETE FROM object_settings s USING assets a "
+        "WHERE a.integration_id = $2 AND a.deleted_run_id = $1 AND a.kind <> 'column' "
+        "AND s.integration_id = $2 AND s.object_key = a.asset_key",
+        run_id, integration_id,
+    )  # fmt: skip
 
 
 async def register_new_objects(conn: asyncpg.Connection, run_id: uuid.UUID, integration_id: uuid.UUID,

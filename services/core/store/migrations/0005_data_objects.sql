@@ -73,3 +73,16 @@ CREATE TABLE sync_scopes (
 -- Assets merged before this migration: their times are those of the runs that created and last changed them.
 UPDATE assets a SET created_at = c.completed_at, updated_at = u.completed_at
 FROM runs c, runs u WHERE c.id = a.created_run_id AND u.id = a.updated_run_id;
+
+-- The database is an asset from now on (parent '': the connection), the parent of its schemas; crawls
+-- before this migration did not report it. (Its fingerprint is recomputed by the next crawl.)
+INSERT INTO assets (integration_id, asset_key, kind, name, parent_key, fingerprint, attributes, created_run_id,
+                    updated_run_id, created_at, updated_at)
+SELECT DISTINCT ON (a.integration_id) a.integration_id, split_part(a.asset_key, '/', 1), 'database',
+       coalesce(i.configuration ->> 'database', split_part(a.asset_key, '/', 1)), '', '', '{}'::jsonb,
+       a.created_run_id, a.updated_run_id, a.created_at, a.updated_at
+FROM assets a JOIN integrations i ON i.id = a.integration_id
+WHERE a.kind = 'schema' AND a.deleted_at IS NULL
+ORDER BY a.integration_id, a.created_at
+ON CONFLICT (integration_id, asset_key) DO NOTHING;
+UPDATE assets SET parent_key = split_part(asset_key, '/', 1) WHERE kind = 'schema' AND parent_key IS NULL;
