@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from services.core.connections import ActiveSync, ConnectionService
 from services.core.data_objects import ObjectService
-from services.core.ingestion import Runtime, SyncRequest, start_sync
+from services.core.ingestion import Runtime, SyncRequest, editable_integration, request_cancel, start_sync
 from services.core.integrations import IntegrationService
 from services.core.model import Integration
 from services.core.objects import Grantee, SettingsChange, key_of, object_id
-from services.core.runs import RunState
+from services.core.runs import SYSTEM, RunState
 from services.core.store import integrations as integration_store
 from services.core.store import runlog
 from shared.events import AssetsChanged, AssetsChangedPayload, RunFailed, RunSucceeded
@@ -201,3 +202,32 @@ async def test_the_settings_of_objects_a_sync_found_gone_go_with_them(runtime, m
     assert (await objects.get(OWNER, integration.external_id, "db/sales")).overridden_below == {"isActive"}
     await sync(runtime, integration, [], deleted=["db/sales/orders", "db/sales/orders/id"])
     assert (await objects.get(OWNER, integration.external_id, "db/sales")).overridden_below == set()
+
+
+async def test_a_cancel_and_the_projector_appending_the_same_run_do_not_deadlock(runtime, make_integration):
+    """The API locks the integration, then the run; the projector locks the run, then (foreign key checks of its
+    inserts) the integration row. The integration lock must not block those checks."""
+    integration = await make_integration()
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        run = await start_sync(runtime, conn, integration, SyncRequest("manual"))
+    async with runtime.pool.acquire() as conn:
+        await runlog.append(conn, run.run_id, [started(run)])
+    api = await runtime.pool.acquire()
+    projector = await runtime.pool.acquire()
+    try:
+        api_tx, projector_tx = api.transaction(), projector.transaction()
+        await api_tx.start()
+        await projector_tx.start()
+        await editable_integration(api, OWNER, integration.external_id, lock=True)  # the API's first lock
+        changed = AssetsChangedPayload.model_validate({"upserted": CATALOG[:1]})
+        appending = asyncio.create_task(runlog.append(projector, run.run_id, [report(run, AssetsChanged, changed)]))
+        await asyncio.sleep(0.3)  # the projector holds the run and inserts its event (a foreign key check)
+        cancelling = asyncio.create_task(request_cancel(runtime, api, integration, run.run_id, SYSTEM))
+        await asyncio.wait_for(appending, timeout=5)  # with FOR UPDATE on the integration: blocked, then 40P01
+        await projector_tx.commit()
+        state = await asyncio.wait_for(cancelling, timeout=5)
+        await api_tx.commit()
+    finally:
+        await runtime.pool.release(api)
+        await runtime.pool.release(projector)
+    assert state is not None and state.cancel_requested
