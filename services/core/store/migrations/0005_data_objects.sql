@@ -43,6 +43,8 @@ ALTER TABLE assets
 CREATE INDEX assets_objects_by_id ON assets (object_id) WHERE kind <> 'column';
 CREATE INDEX assets_objects_by_parent ON assets (integration_id, parent_key, name, object_id)
     WHERE kind <> 'column' AND deleted_at IS NULL;
+CREATE INDEX assets_objects_by_name ON assets (integration_id, name, object_id)
+    WHERE kind <> 'column' AND deleted_at IS NULL;
 
 -- Settings overrides set on a data object itself ('' is the connection). NULL: not overridden here.
 -- Configuration, not a read model: rebuild leaves it alone. Keys compare bytewise (COLLATE "C"), so a
