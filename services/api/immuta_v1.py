@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from services.api.context import deps, principal
 from services.api.immuta import TECHNOLOGY, ReplacedConnection, connection_fields, replaced_configuration
@@ -182,7 +182,7 @@ async def _force_recursive(request: web.Request) -> bool:
 class SettingsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    overrides: SettingsChange = Field(default_factory=SettingsChange)
+    overrides: SettingsChange
 
 
 @routes.put("/settings/{objectPath:.+}")

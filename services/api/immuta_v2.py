@@ -179,8 +179,7 @@ async def validate(request: web.Request) -> web.Response:
         "connectionKey": updated.external_id,
         "state": updated.state.value,
         "validations": [
-            {"component": "client", "status": "PASSED" if health.ok else "FAILED", "message": health.message or "",
-             "validatedAt": iso(health.at)},
+            {"component": "client", "status": "PASSED" if health.ok else "FAILED", "message": health.message or ""},
             {"component": "policy", "status": "SKIPPED", "message": skipped},
             {"component": "audit", "status": "SKIPPED", "message": skipped},
         ],
