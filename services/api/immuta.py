@@ -11,8 +11,10 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.api.context import deps, principal
 from services.api.params import checked_text
 from services.api.problems import BadRequest
+from services.core.errors import NotFound
 from services.core.integrations import NewIntegration
 from services.core.model import Integration, Source
 
@@ -23,6 +25,19 @@ RESERVED_KEYS = frozenset(
     {"data", "connection", "object", "crawl", "search", "settings", "metadata", "permission", "sync", "bulk", "upgrade"}
 )
 SYSTEM = "system"
+
+
+async def immuta_connection(request: web.Request, key: str) -> Integration:
+    """The integration `key` names, if Immuta can show it as a connection (a technology it knows): else 404, the
+    first check of every Immuta request after auth."""
+    integration = await deps(request).integrations.get(principal(request), key)
+    if integration.source not in TECHNOLOGY:
+        raise NotFound(f"Connection '{key}' was not found: integration '{key}' is a {integration.source.value} "
+                       "integration, which Immuta's dialects do not show.")  # fmt: skip
+    return integration
+
+
+IMMUTA_SOURCES = tuple(source.value for source in TECHNOLOGY)
 
 
 def check_key(key: str) -> str:

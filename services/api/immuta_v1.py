@@ -15,7 +15,14 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from services.api.context import deps, principal
-from services.api.immuta import TECHNOLOGY, ReplacedConnection, connection_fields, replaced_configuration
+from services.api.immuta import (
+    IMMUTA_SOURCES,
+    TECHNOLOGY,
+    ReplacedConnection,
+    connection_fields,
+    immuta_connection,
+    replaced_configuration,
+)
 from services.api.params import bool_param, checked_text, choice_param, int_param, json_body, text_param
 from services.api.problems import BadRequest
 from services.api.render import iso
@@ -95,14 +102,14 @@ async def v1_connection_json(request: web.Request, integration: Integration) -> 
 
 @routes.get("/connection/{connectionKey}")
 async def get_connection(request: web.Request) -> web.Response:
-    integration = await deps(request).integrations.get(principal(request), request.match_info["connectionKey"])
+    integration = await immuta_connection(request, request.match_info["connectionKey"])
     return web.json_response(await v1_connection_json(request, integration))
 
 
 @routes.put("/connection/{connectionKey}")
 async def put_connection(request: web.Request) -> web.Response:
     key = request.match_info["connectionKey"]
-    current = await deps(request).integrations.get(principal(request), key)  # 404 before 400
+    current = await immuta_connection(request, key)  # 404 before 400
     body = await json_body(request, ReplacedConnection)
     sent = body.connection
     configuration = replaced_configuration(current, sent)
@@ -116,6 +123,7 @@ async def put_connection(request: web.Request) -> web.Response:
 @routes.get("/object/{objectPath:.+}")
 async def get_object(request: web.Request) -> web.Response:
     key, object_key = object_path(request, "/data/object/")
+    await immuta_connection(request, key)
     return web.json_response(v1_object_json(await deps(request).objects.get(principal(request), key, object_key)))
 
 
@@ -130,7 +138,8 @@ def _search_params(request: web.Request) -> tuple[str, str, int, int, str | None
 @routes.post("/object/search")
 async def search_roots(request: web.Request) -> web.Response:
     sort, order, offset, limit, text = _search_params(request)
-    total, roots = await deps(request).objects.roots(principal(request), text, sort, order, offset, limit)
+    total, roots = await deps(request).objects.roots(principal(request), IMMUTA_SOURCES, text, sort, order, offset,
+                                                     limit)  # fmt: skip
     return web.json_response({"count": total, "hits": [v1_object_json(o) for o in roots]})
 
 
@@ -138,6 +147,7 @@ async def search_roots(request: web.Request) -> web.Response:
 async def search_children(request: web.Request) -> web.Response:
     key, object_key = object_path(request, "/data/object/search/")
     objects = deps(request).objects
+    await immuta_connection(request, key)
     await objects.get(principal(request), key, object_key)  # 404 before 400
     sort, order, offset, limit, text = _search_params(request)
     total, hits = await objects.search_children(principal(request), key, object_key, text, sort, order, offset, limit)
@@ -154,6 +164,7 @@ class CrawlOptions(BaseModel):
 async def crawl(request: web.Request) -> web.Response:
     key, object_key = object_path(request, "/data/crawl/")
     objects = deps(request).objects
+    await immuta_connection(request, key)
     await objects.get(principal(request), key, object_key)  # 404 before 400
     force = await _force_recursive(request)
     run = await objects.crawl(principal(request), key, object_key, force)
@@ -189,6 +200,7 @@ class SettingsBody(BaseModel):
 async def put_settings(request: web.Request) -> web.Response:
     key, object_key = object_path(request, "/data/settings/")
     objects = deps(request).objects
+    await immuta_connection(request, key)
     await objects.get(principal(request), key, object_key)  # 404 before 400
     body = await json_body(request, SettingsBody)
     updated, task = await objects.change_settings(principal(request), key, object_key, body.overrides)
@@ -198,5 +210,6 @@ async def put_settings(request: web.Request) -> web.Response:
 @routes.delete("/object/{objectPath:.+}")
 async def delete_object(request: web.Request) -> web.Response:
     key, object_key = object_path(request, "/data/object/")
+    await immuta_connection(request, key)
     child_count, _ = await deps(request).objects.delete(principal(request), key, object_key, deregisters=True)
     return web.json_response({"objectPath": [key, *names_of(object_key)], "childCount": child_count})

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.api.context import deps, principal
 from services.api.immuta import (
     CURSOR,
+    IMMUTA_SOURCES,
     SYSTEM,
     TECHNOLOGY,
     ConnectionPatch,
@@ -20,6 +21,7 @@ from services.api.immuta import (
     connection_fields,
     decode_cursor,
     encode_cursor,
+    immuta_connection,
     page_json,
     page_limit,
     principal_text,
@@ -110,8 +112,9 @@ def task_run_json(run: RunState) -> dict[str, Any]:
 async def list_connections(request: web.Request) -> web.Response:
     limit = page_limit(request)
     after = decode_cursor(text_param(request, CURSOR), ("key",))
-    items, more = await deps(request).integrations.list_after(principal(request), after["key"] if after else None,
-                                                                limit)  # fmt: skip
+    items, more = await deps(request).integrations.list_after(
+        principal(request), after["key"] if after else None, limit, sources=IMMUTA_SOURCES
+    )
     cursor = encode_cursor({"key": items[-1].external_id}) if more else None
     return web.json_response({"connections": [connection_json(i) for i in items], "page": page_json(cursor)})
 
@@ -125,7 +128,7 @@ async def create_connection(request: web.Request) -> web.Response:
 
 async def _connection(request: web.Request) -> Integration:
     """The connection named in the path, or 404 (checked before anything else of the request)."""
-    return await deps(request).integrations.get(principal(request), request.match_info["connectionKey"])
+    return await immuta_connection(request, request.match_info["connectionKey"])
 
 
 @routes.get("/{connectionKey}")
@@ -235,6 +238,7 @@ async def search_objects(request: web.Request) -> web.Response:
     limit = page_limit(request, search.page.limit)
     after = _object_keyset(search.page.cursor)
     where = ObjectFilter(name=search.name, kinds=_kinds(search), remote_id=search.remoteId)
+    await immuta_connection(request, search.connectionKey)
     page = await deps(request).objects.search(principal(request), search.connectionKey, where, after, limit)
     return web.json_response({"dataObjects": [object_json(o) for o in page.objects],
                               "page": page_json(_object_cursor(page))})  # fmt: skip

@@ -161,12 +161,14 @@ class ObjectService:
             return total, await self._build(conn, connection, rows)
 
     async def roots(
-        self, principal: Principal, text: str | None, sort: str, order: str, offset: int, limit: int
-    ) -> tuple[int, list[DataObject]]:
-        """(total, page) of the connections visible to `principal` as root data objects: a fixed number of queries."""
+        self, principal: Principal, sources: Sequence[str], text: str | None, sort: str, order: str, offset: int,
+        limit: int,
+    ) -> tuple[int, list[DataObject]]:  # fmt: skip
+        """(total, page) of the connections (of `sources`) visible to `principal` as root data objects: a fixed number
+        of queries."""
         async with self._rt.pool.acquire() as conn:
             total, connections = await integration_store.search_visible(
-                conn, principal, store.like_pattern(text), sort, order, offset, limit
+                conn, principal, sources, store.like_pattern(text), sort, order, offset, limit
             )
             own, below, synced = await store.roots_settings(conn, [c.id for c in connections])
         objects = []

@@ -10,7 +10,7 @@ from typing import Literal
 
 import asyncpg
 
-from services.core.errors import AlreadyRunning, Forbidden, NotFound
+from services.core.errors import AlreadyRunning, Conflict, Forbidden, NotFound
 from services.core.model import Integration, Principal
 from services.core.runs import (
     SYSTEM,
@@ -22,6 +22,7 @@ from services.core.runs import (
     RunStatus,
     decide,
 )
+from services.core.sources import spec_for
 from services.core.store import integrations as integration_store
 from services.core.store import outbox, run_reads, runlog
 from shared import topics
@@ -94,6 +95,11 @@ async def claim_run(
     task_id: uuid.UUID,
 ) -> RunState:  # fmt: skip
     """Atomically create the integration's one active run and queue its start command (outbox)."""
+    if not spec_for(integration.source).crawled:
+        raise Conflict(
+            f"Integration '{integration.external_id}' ({integration.source.value}) is not crawled: it is synced by "
+            "uploading its metadata."
+        )
     command = RequestRun(
         run_id, integration.id, integration.external_id, request.trigger, request.requested_by, at, task_id=task_id,
         scope=request.scope, force_recursive=request.force_recursive,

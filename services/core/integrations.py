@@ -231,12 +231,12 @@ class IntegrationService:
         return rows[:page_size], len(rows) > page_size
 
     async def list_after(
-        self, principal: Principal, after: str | None, limit: int
+        self, principal: Principal, after: str | None, limit: int, *, sources: Sequence[str] | None = None
     ) -> tuple[Sequence[Integration], bool]:
-        """One keyset page ordered by externalId (those after `after`), and whether more follow."""
+        """One keyset page ordered by externalId (those after `after`, of `sources`), and whether more follow."""
         async with self._rt.pool.acquire() as conn:
-            rows = await integration_store.list_visible(conn, principal, IntegrationFilter(), after=after,
-                                                        limit=limit + 1)  # fmt: skip
+            rows = await integration_store.list_visible(conn, principal, IntegrationFilter(sources=sources),
+                                                        after=after, limit=limit + 1)  # fmt: skip
         return [integration for integration, _ in rows[:limit]], len(rows) > limit
 
     async def list_all(
@@ -276,7 +276,7 @@ class IntegrationService:
         spec = spec_for(source)
         config = spec.parse_config(configuration)
         creds = spec.parse_credentials(credentials) if credentials is not None else None
-        if creds is None:
+        if creds is None and spec.secret_fields:
             if stored is None or not stored.has_credentials:
                 raise InvalidInput(f"credentials are required for source '{source.value}'", field="credentials")
             # The stored credentials may only go where, and as whom, they were entered for.

@@ -39,6 +39,9 @@ class Source(StrEnum):
     ALATION = "alation"
     FABRIC = "fabric"
     POWERBI = "powerbi"
+    # Synced by uploads (Secoda's custom integrations: CSV/JSONL metadata; dbt Core artifacts), not crawled.
+    CUSTOM = "custom"
+    DBT_CORE = "dbt_core"
 
 
 class Permission(StrEnum):

@@ -875,3 +875,26 @@ async def listed_keys(api: ImmutaClient, key: str) -> set[str]:
         if not cursor:
             return keys
     raise AssertionError("no last page")
+
+
+async def test_an_integration_immuta_cannot_represent_is_no_connection(api: ImmutaClient) -> None:
+    """A custom (upload-synced) integration has no Immuta technology: not listed, 404 in both Immuta dialects."""
+    key = unique_key("v2custom")
+    made = await api.call("POST", "/api/integrations", auth="x-api-key", json={
+        "externalId": key, "name": "Uploads", "source": "custom", "configuration": {}})  # fmt: skip
+    assert made.status == 201, made
+    for path in (f"/api/connections/{key}", f"/data/connection/{key}", f"/data/object/{key}"):
+        assert_problem(await api.call("GET", path), 404)
+    listed: set[str] = set()
+    params = {"page[limit]": "100"}
+    while True:  # every page: the key must be on none of them
+        page = await api.call("GET", "/api/connections", params=params)
+        listed |= {c["connectionKey"] for c in page.body["connections"]}
+        if not page.body["page"]["nextCursor"]:
+            break
+        params = {"page[limit]": "100", "page[cursor]": page.body["page"]["nextCursor"]}
+    assert key not in listed
+    roots = await api.call("POST", "/data/object/search", params={"searchText": key})
+    assert roots.body == {"count": 0, "hits": []}
+    triggered = await api.call("POST", f"/api/integrations/{key}/run", auth="x-api-key")
+    assert triggered.status == 409 and "not crawled" in triggered.body["detail"], triggered

@@ -25,9 +25,18 @@ def test_every_field_of_every_spec_is_described(spec):
     assert undocumented == []
 
 
-@pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
-def test_every_spec_names_a_plugin_factory_that_loads(spec):
+@pytest.mark.parametrize("spec", [s for s in SPECS.values() if s.crawled], ids=lambda spec: spec.name)
+def test_every_crawled_spec_names_a_plugin_factory_that_loads(spec):
     assert callable(spec.plugin_factory())
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS.values() if not s.crawled], ids=lambda spec: spec.name)
+def test_an_uploaded_platform_has_nothing_to_configure_and_no_secrets(spec):
+    assert spec.parse_config({}).model_dump() == {} and spec.secret_fields == frozenset()
+    with pytest.raises(InvalidInput):
+        spec.parse_credentials({"password": "x"})
+    with pytest.raises(ValueError, match="not crawled"):
+        spec.plugin_factory()
 
 
 def test_postgres_declares_what_decides_where_and_as_whom_credentials_go():

@@ -16,6 +16,7 @@ from services.core.sources.endpoints import (
 )
 from services.core.sources.postgres import POSTGRES
 from services.core.sources.spec import SourcePlugin, SourceReport, SourceSpec
+from services.core.sources.uploads import CUSTOM, DBT_CORE
 
 __all__ = [
     "SPECS",
@@ -32,7 +33,7 @@ __all__ = [
     "supported_sources",
 ]
 
-SPECS: dict[Source, SourceSpec[Any, Any]] = {spec.source: spec for spec in (POSTGRES,)}
+SPECS: dict[Source, SourceSpec[Any, Any]] = {spec.source: spec for spec in (POSTGRES, CUSTOM, DBT_CORE)}
 
 
 def supported_sources() -> list[str]:
@@ -44,6 +45,6 @@ def spec_for(source: Source) -> SourceSpec[Any, Any]:
         return SPECS[source]
     except KeyError:
         raise InvalidInput(
-            f"source '{source.value}' has no connector yet; supported sources: {', '.join(supported_sources())}",
+            f"source '{source.value}' is not supported yet; supported sources: {', '.join(supported_sources())}",
             field="source",
         ) from None

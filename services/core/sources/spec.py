@@ -75,11 +75,13 @@ class SourceSpec(Generic[ConfigT, CredentialsT]):
     # without sending the credentials again would hand the stored ones to a server of the editor's choosing.
     identity_fields: tuple[str, ...]
     endpoints: Callable[[ConfigT], list[Endpoint]]  # every host/port the plug-in will connect to
-    plugin: str  # "package.module:Factory" or "package.module:Class.create", a PluginFactory
+    # "package.module:Factory" or "package.module:Class.create", a PluginFactory; None: the platform is not
+    # crawled, its runs come from uploads (Secoda's custom and dbt Core integrations).
+    plugin: str | None
 
     def __post_init__(self) -> None:
         unknown = set(self.identity_fields) - set(self.config_model.model_fields)
-        if unknown or ":" not in self.plugin:
+        if unknown or (self.plugin is not None and ":" not in self.plugin):
             raise ValueError(f"spec '{self.name}': unknown identity fields {sorted(unknown)} or bad plugin path")
 
     @property
@@ -106,7 +108,13 @@ class SourceSpec(Generic[ConfigT, CredentialsT]):
             changed = [name for name in self.identity_fields if getattr(old, name) != getattr(after, name)]
         return [f"configuration.{_alias(self.config_model, name)}" for name in changed]
 
+    @property
+    def crawled(self) -> bool:
+        return self.plugin is not None
+
     def plugin_factory(self) -> PluginFactory[ConfigT, CredentialsT]:
+        if self.plugin is None:
+            raise ValueError(f"source '{self.name}' is not crawled: its runs come from uploads")
         module, _, attributes = self.plugin.partition(":")
         target: Any = importlib.import_module(module)
         for attribute in attributes.split("."):

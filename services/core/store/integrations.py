@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,7 @@ class IntegrationFilter:
     team_external_id: str | None = None
     source: str | None = None
     enabled: bool | None = None
+    sources: Sequence[str] | None = None  # any of these
 
 
 async def list_visible(
@@ -97,13 +99,14 @@ async def list_visible(
                 AND ($4::text IS NULL OR i.source = $4)
                 AND ($5::boolean IS NULL OR i.enabled = $5)
                 AND ($6::text IS NULL OR i.external_id > $6)
+                AND ($9::text[] IS NULL OR i.source = ANY($9::text[]))
               ORDER BY i.external_id OFFSET $7 LIMIT $8) q
         LEFT JOIN LATERAL (SELECT * FROM runs WHERE runs.integration_id = q.id AND runs.kind = 'sync'
                            ORDER BY requested_at DESC, id DESC LIMIT 1) r ON true
         ORDER BY q.external_id
         """,
         principal.org_owner, principal.team_ids, where.team_external_id, where.source, where.enabled,
-        after, offset, limit,
+        after, offset, limit, list(where.sources) if where.sources is not None else None,
     )  # fmt: skip
     result: list[tuple[Integration, RunState | None]] = []
     for row in rows:
@@ -194,12 +197,13 @@ _ORDERS = {("name", "asc"): "i.external_id ASC", ("name", "desc"): "i.external_i
 
 
 async def search_visible(
-    conn: asyncpg.Connection, principal: Principal, pattern: str | None, sort: str, order: str, offset: int, limit: int
-) -> tuple[int, list[Integration]]:
-    """(total, page) of the visible integrations whose externalId matches an ILIKE `pattern`."""
-    where = f"WHERE {_VISIBLE} AND ($3::text IS NULL OR i.external_id ILIKE $3)"
-    total = await conn.fetchval(f"SELECT count(*) FROM integrations i {where}", principal.org_owner,
-                                principal.team_ids, pattern)  # fmt: skip
-    rows = await conn.fetch(f"{_SELECT} {where} ORDER BY {_ORDERS[(sort, order)]} OFFSET $4 LIMIT $5",
-                            principal.org_owner, principal.team_ids, pattern, offset, limit)  # fmt: skip
+    conn: asyncpg.Connection, principal: Principal, sources: Sequence[str], pattern: str | None, sort: str, order: str,
+    offset: int, limit: int,
+) -> tuple[int, list[Integration]]:  # fmt: skip
+    """(total, page) of the visible integrations of `sources` whose externalId matches an ILIKE `pattern`."""
+    where = f"WHERE {_VISIBLE} AND ($3::text IS NULL OR i.external_id ILIKE $3) AND i.source = ANY($4::text[])"
+    matching = (principal.org_owner, principal.team_ids, pattern, list(sources))
+    total = await conn.fetchval(f"SELECT count(*) FROM integrations i {where}", *matching)
+    rows = await conn.fetch(f"{_SELECT} {where} ORDER BY {_ORDERS[(sort, order)]} OFFSET $5 LIMIT $6", *matching,
+                            offset, limit)  # fmt: skip
     return total, [integration_from_row(r) for r in rows]
