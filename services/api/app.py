@@ -11,11 +11,19 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from services.api import admin, entropy, immuta_v1, immuta_v2
+from services.api import admin, entropy, immuta_v1, immuta_v2, secoda
 from services.api.auth import auth_middleware
 from services.api.context import DEPS, ApiDeps
 from services.api.params import path_text_middleware
-from services.api.problems import ENTROPY, IMMUTA, STYLE, ErrorStyle, problem_middleware, request_context_middleware
+from services.api.problems import (
+    ENTROPY,
+    IMMUTA,
+    SECODA,
+    STYLE,
+    ErrorStyle,
+    problem_middleware,
+    request_context_middleware,
+)
 from services.api.settings import ApiSettings
 from services.core.access import AccessService
 from services.core.connection_tests import ConnectionTests
@@ -29,6 +37,7 @@ from shared.postgres import create_pool
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 IMMUTA_OPENAPI = {name: Path(__file__).with_name("openapi") / f"{name}.yaml" for name in ("immuta-v2", "immuta-v1")}
+DIALECT_OPENAPI = IMMUTA_OPENAPI | {"secoda": Path(__file__).with_name("openapi") / "secoda.yaml"}
 log = structlog.get_logger()
 
 
@@ -66,6 +75,8 @@ def create_app(settings: ApiSettings) -> web.Application:
     # longest matching prefix: /api/connections/... is Immuta's, the rest of /api/... ours (Entropy's).
     app.add_subapp("/api/connections", dialect_app(immuta_v2.routes, IMMUTA))
     app.add_subapp("/data", dialect_app(immuta_v1.routes, IMMUTA))
+    app.add_subapp("/api/v1", dialect_app(secoda.routes, SECODA))
+    app.add_subapp("/api/v2", dialect_app(secoda.v2_routes, SECODA))
     # Our own write endpoints first: the dialect's GET /api/integrations/{externalId} must not shadow them.
     app.add_subapp("/api", dialect_app(admin.routes, ENTROPY, entropy.routes))
     return app
@@ -90,7 +101,7 @@ async def openapi(_: web.Request) -> web.Response:
 
 
 async def immuta_openapi(request: web.Request) -> web.Response:
-    path = IMMUTA_OPENAPI.get(request.match_info["name"])
+    path = DIALECT_OPENAPI.get(request.match_info["name"])
     if path is None:
-        raise web.HTTPNotFound(text="Served: /openapi.yaml, /openapi/immuta-v2.yaml, /openapi/immuta-v1.yaml")
+        raise web.HTTPNotFound(text="Served: /openapi.yaml and /openapi/{immuta-v2,immuta-v1,secoda}.yaml")
     return web.Response(text=path.read_text(), content_type="application/yaml")

@@ -55,6 +55,11 @@ IMMUTA = ErrorStyle(
     field_names=(("configuration.host", "connection.hostname"), ("configuration.", "connection."),
                  ("credentials.password", "connection.password"), ("`credentials`", "`connection.password`")),
 )  # fmt: skip
+SECODA = ErrorStyle(
+    invalid_input_status=400, unauthenticated_status=401,
+    fields=(("configuration", "credentials"),),
+    field_names=(("configuration.username", "credentials.user"), ("configuration.", "credentials.")),
+)  # fmt: skip
 STYLE = web.AppKey("error_style", ErrorStyle)
 
 

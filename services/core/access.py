@@ -108,6 +108,15 @@ class AccessService:
             if principal.org_owner or r["id"] in principal.team_permissions
         ]
 
+    async def team_by_id_or_external_id(self, value: str) -> str | None:
+        """The externalId of the team `value` names by id (as Secoda shows teams) or by externalId; None: no such."""
+        async with self._rt.pool.acquire() as conn:
+            try:
+                return await access_store.team_external_id(conn, uuid.UUID(value))
+            except ValueError:
+                teams = await access_store.team_ids_by_external_id(conn, [value])
+                return value if value in teams else None
+
     async def create_key(self, principal: Principal, spec: NewApiKey) -> IssuedKey:
         _require_owner(principal)
         key = KEY_PREFIX + secrets.token_urlsafe(32)

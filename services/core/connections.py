@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from services.core.connection_tests import NoConnectorAnswered
-from services.core.errors import AlreadyRunning, Conflict, Forbidden
+from services.core.errors import AlreadyRunning, Conflict
 from services.core.ingestion import Runtime, SyncRequest, start_sync
 from services.core.integrations import IntegrationFields, IntegrationService, NewIntegration
 from services.core.model import ConnectionState, Health, Integration, Principal
@@ -43,21 +43,9 @@ class ConnectionService:
 
     async def register(self, principal: Principal, spec: NewIntegration) -> tuple[Integration, RunState]:
         """A new connection, owned by the caller's team when it edits exactly one, and its first sync."""
-        if spec.owning_team_external_id is None and not principal.org_owner:
-            spec = spec.model_copy(update={"owning_team_external_id": await self._only_team(principal)})
+        if spec.owning_team_external_id is None:
+            spec = spec.model_copy(update={"owning_team_external_id": await self._integrations.default_team(principal)})
         return await self._integrations.register(principal, spec)
-
-    async def _only_team(self, principal: Principal) -> str:
-        editable = [team for team in principal.team_ids if principal.can_edit(team)]
-        if len(editable) != 1:
-            raise Forbidden(
-                "Registering a connection needs an organization-owner key, or a key with INGESTION_EDIT on "
-                f"exactly one team (the connection's owner); this key edits {len(editable)} teams."
-            )
-        async with self._rt.pool.acquire() as conn:
-            team = await conn.fetchval("SELECT external_id FROM teams WHERE id = $1", editable[0])
-        assert isinstance(team, str)
-        return team
 
     async def replace(
         self, principal: Principal, key: str, configuration: dict[str, Any], credentials: dict[str, Any] | None

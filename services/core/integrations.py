@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.connection_tests import ConnectionTest, ConnectionTests
 from services.core.crypto import CredentialCipher
-from services.core.errors import Conflict, CredentialsRequired, Forbidden, InvalidInput
+from services.core.errors import Conflict, CredentialsRequired, Forbidden, InvalidInput, NotFound
 from services.core.ingestion import (
     Runtime,
     SyncRequest,
@@ -100,10 +101,41 @@ class IntegrationService:
             raise RuntimeError("this IntegrationService was built without connection tests")
         return self._tests
 
-    async def create(self, principal: Principal, spec: NewIntegration) -> Integration:
+    async def create(
+        self, principal: Principal, spec: NewIntegration, *, integration_id: uuid.UUID | None = None
+    ) -> Integration:
+        """A new integration (`integration_id`: its id, when a dialect names integrations by id)."""
         config, credentials = await self._validated(spec.source, spec.configuration, spec.credentials, stored=None)
         async with self._rt.pool.acquire() as conn, conn.transaction():
-            return await self.insert(conn, principal, spec, config, credentials)
+            return await self.insert(conn, principal, spec, config, credentials, integration_id=integration_id)
+
+    async def default_team(self, principal: Principal) -> str | None:
+        """The owning team of an integration created without one: none for an organization owner's key, else the
+        one team the key edits (a key editing several must name one)."""
+        if principal.org_owner:
+            return None
+        editable = [team for team in principal.team_ids if principal.can_edit(team)]
+        if len(editable) != 1:
+            raise Forbidden(
+                "Creating an integration without naming its team needs an organization-owner key, or a key with "
+                f"INGESTION_EDIT on exactly one team (the owner); this key edits {len(editable)} teams."
+            )
+        async with self._rt.pool.acquire() as conn:
+            return await access_store.team_external_id(conn, editable[0])
+
+    async def get_by_id(self, principal: Principal, integration_id: uuid.UUID) -> Integration:
+        async with self._rt.pool.acquire() as conn:
+            integration = await integration_store.get_by_id(conn, integration_id)
+        if integration is None or not principal.can_view(integration.owning_team_id):
+            raise NotFound(f"Integration '{integration_id}' was not found, or this API key cannot see it.")
+        return integration
+
+    async def page_by_creation(
+        self, principal: Principal, source: str | None, page: int, page_size: int
+    ) -> tuple[int, list[Integration]]:
+        """(total, page `page` (0-based) in creation order) of the visible integrations, of `source` if given."""
+        async with self._rt.pool.acquire() as conn:
+            return await integration_store.page_by_creation(conn, principal, source, page * page_size, page_size)
 
     async def register(self, principal: Principal, spec: NewIntegration) -> tuple[Integration, RunState]:
         """Create an integration and start its first sync (a SYSTEM task), in one transaction."""
@@ -114,11 +146,11 @@ class IntegrationService:
 
     async def insert(
         self, conn: asyncpg.Connection, principal: Principal, spec: NewIntegration, config: dict[str, Any],
-        credentials: dict[str, Any] | None,
+        credentials: dict[str, Any] | None, *, integration_id: uuid.UUID | None = None,
     ) -> Integration:  # fmt: skip
         team_id = await self._team_for(conn, principal, spec.owning_team_external_id)
         values: dict[str, Any] = {
-            "id": self._rt.new_id(),
+            "id": integration_id or self._rt.new_id(),
             "external_id": spec.external_id,
             "name": spec.name,
             "source": spec.source.value,

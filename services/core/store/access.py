@@ -106,3 +106,8 @@ async def key_names(conn: asyncpg.Connection, numbers: Sequence[int]) -> dict[in
     """The names of API keys by number (principal ids shown by the Immuta dialects)."""
     rows = await conn.fetch("SELECT number, name FROM api_keys WHERE number = ANY($1::bigint[])", list(numbers))
     return {r["number"]: r["name"] for r in rows}
+
+
+async def team_external_id(conn: asyncpg.Connection, team_id: uuid.UUID) -> str | None:
+    value: str | None = await conn.fetchval("SELECT external_id FROM teams WHERE id = $1", team_id)
+    return value

@@ -62,6 +62,23 @@ async def get_by_external_id(conn: asyncpg.Connection, external_id: str) -> Inte
     return integration_from_row(row) if row else None
 
 
+async def get_by_id(conn: asyncpg.Connection, integration_id: uuid.UUID) -> Integration | None:
+    row = await conn.fetchrow(_SELECT + "WHERE i.id = $1", integration_id)
+    return integration_from_row(row) if row else None
+
+
+async def page_by_creation(
+    conn: asyncpg.Connection, principal: Principal, source: str | None, offset: int, limit: int
+) -> tuple[int, list[Integration]]:
+    """(total, one page) of the visible integrations (of `source`), oldest first: a stable order for page numbers."""
+    where = f"WHERE {_VISIBLE} AND ($3::text IS NULL OR i.source = $3)"
+    matching = (principal.org_owner, principal.team_ids, source)
+    total = await conn.fetchval(f"SELECT count(*) FROM integrations i {where}", *matching)
+    rows = await conn.fetch(f"{_SELECT} {where} ORDER BY i.created_at, i.id OFFSET $4 LIMIT $5", *matching, offset,
+                            limit)  # fmt: skip
+    return total, [integration_from_row(r) for r in rows]
+
+
 @dataclass(frozen=True)
 class IntegrationFilter:
     """What a listing narrows to; None matches everything."""

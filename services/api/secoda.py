@@ -1,0 +1,202 @@
+"""Secoda's Integrations API (/api/v1/integration/..., /api/v2/integration_v2/...): integrations by id, Slack.
+
+Secoda's page envelope (`links`, `meta`, `count`, `total_pages`, `results`; 1-based `page`, 50 per page, absolute
+links keeping the other parameters, null at the ends) and DRF-style errors (`detail`). Paths answer with and
+without their trailing slash, never with a redirect (a redirected POST loses its multipart body).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.api.context import deps, principal
+from services.api.params import json_body, text_param
+from services.api.problems import BadRequest
+from services.api.render import iso
+from services.core.errors import InvalidInput, NotFound, field_errors
+from services.core.integrations import NewIntegration
+from services.core.model import Integration, Source
+
+PAGE_SIZE = 50
+# Secoda shows a workspace id on every integration; this product is one workspace.
+WORKSPACE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ingestion-control-plane/workspace"))
+TYPES = ("custom", "dbt_core", "postgres")
+
+routes = web.RouteTableDef()  # under /api/v1
+v2_routes = web.RouteTableDef()  # under /api/v2
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def both(table: web.RouteTableDef, method: str, path: str) -> Callable[[Handler], Handler]:
+    """Register a handler for `path` and `path` + '/' (no redirects between them)."""
+
+    def register(handler: Handler) -> Handler:
+        table.route(method, path)(handler)
+        table.route(method, path + "/")(handler)
+        return handler
+
+    return register
+
+
+def integration_json(integration: Integration) -> dict[str, Any]:
+    teams = [str(integration.owning_team_id)] if integration.owning_team_id else []
+    return {
+        "id": str(integration.id),
+        "created_at": iso(integration.created_at),
+        "updated_at": iso(integration.updated_at),
+        "name": integration.name,
+        "type": integration.source.value,
+        "credentials": {},  # write-only: never returned
+        "workspace_id": WORKSPACE_ID,
+        "ssh_tunnel": None,
+        "execute_access": teams,
+        # Secoda's hourly/daily extraction schedule: none is set through this dialect (and never for custom ones).
+        "scheduled_extractions_hour": None,
+        "scheduled_extractions_frequency": None,
+        "scheduled_extractions_next_run": None,
+        "scheduled_extractions_last_run": None,
+        "properties": {},
+        "preview_access_users": [],
+        "preview_access_roles": [],
+        "preview_access_groups": [],
+        "teams": teams,
+    }
+
+
+def page_number(request: web.Request) -> int:
+    raw = text_param(request, "page")
+    if raw is None:
+        return 1
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
+        raise web.HTTPNotFound(text="Invalid page.")
+    return int(raw)
+
+
+def list_response(request: web.Request, results: list[Any], total: int, page: int) -> dict[str, Any]:
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    if page > pages:
+        raise web.HTTPNotFound(text="Invalid page.")
+
+    def link(number: int | None) -> str | None:
+        return None if number is None else str(request.url.update_query({"page": str(number)}))
+
+    previous = page - 1 if page > 1 else None
+    following = page + 1 if page < pages else None
+    return {
+        "links": {"next": link(following), "previous": link(previous)},
+        "meta": {"page": page, "previous_page": previous, "next_page": following},
+        "count": total,
+        "total_pages": pages,
+        "results": results,
+    }
+
+
+@both(routes, "GET", "/integration/integrations")
+async def list_integrations(request: web.Request) -> web.Response:
+    page = page_number(request)
+    source = text_param(request, "type")
+    if source is not None and source not in {s.value for s in Source}:
+        return web.json_response(list_response(request, [], 0, page))  # an unknown type matches nothing
+    total, items = await deps(request).integrations.page_by_creation(principal(request), source, page - 1, PAGE_SIZE)
+    return web.json_response(list_response(request, [integration_json(i) for i in items], total, page))
+
+
+class NewSecodaIntegration(BaseModel):
+    """Secoda's create body. Every field is optional in its schema; `type` is required here (we must know what
+    it is). Unknown fields are ignored, as Secoda's serializers do."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(default="Untitled", min_length=1, max_length=200)
+    type: Literal["custom", "dbt_core", "postgres"]
+    teams: list[str] = Field(default_factory=list, max_length=1)
+    credentials: dict[str, Any] = Field(default_factory=dict)
+
+
+class PostgresCredentials(BaseModel):
+    """Secoda's PostgreSQL credentials: where and as whom to connect (our configuration) and the password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str
+    port: int = 5432
+    database: str
+    user: str
+    password: str
+    sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
+
+
+def _configuration(body: NewSecodaIntegration) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    if body.type != "postgres":
+        if body.credentials:
+            raise InvalidInput(f"credentials of a {body.type} integration should always be empty {{}}.",
+                               field="credentials")  # fmt: skip
+        return {}, None
+    sent = PostgresCredentials.model_validate(body.credentials)
+    configuration = {"host": sent.host, "port": sent.port, "database": sent.database, "username": sent.user}
+    if sent.sslmode is not None:
+        configuration["sslmode"] = sent.sslmode
+    return configuration, {"password": sent.password}
+
+
+@both(routes, "POST", "/integration/integrations")
+async def create_integration(request: web.Request) -> web.Response:
+    body = await json_body(request, NewSecodaIntegration)
+    try:
+        configuration, credentials = _configuration(body)
+    except ValidationError as invalid:  # named by field, never echoing a value (a password)
+        problems = field_errors(invalid, "credentials")
+        raise BadRequest("; ".join(f"{f}: {m}" for f, m in problems), errors=problems) from None
+    service = deps(request).integrations
+    team = await _team(request, body.teams) if body.teams else await service.default_team(principal(request))
+    integration_id = uuid.uuid4()
+    spec = NewIntegration(
+        externalId=str(integration_id), name=body.name, source=Source(body.type), configuration=configuration,
+        credentials=credentials, owningTeamExternalId=team,
+    )  # fmt: skip
+    created = await service.create(principal(request), spec, integration_id=integration_id)
+    return web.json_response(integration_json(created), status=201)
+
+
+async def _team(request: web.Request, teams: list[str]) -> str:
+    """The owning team: one, named by its id (as responses show it) or its externalId."""
+    found = await deps(request).access.team_by_id_or_external_id(teams[0])
+    if found is None:
+        raise BadRequest(f"teams: team '{teams[0][:60]}' does not exist.", field="teams")
+    return found
+
+
+async def _integration(request: web.Request) -> Integration:
+    raw = request.match_info["integration_id"]
+    try:
+        integration_id = uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("Integration not found.") from None
+    return await deps(request).integrations.get_by_id(principal(request), integration_id)
+
+
+@both(routes, "GET", "/integration/integrations/{integration_id}")
+async def get_integration(request: web.Request) -> web.Response:
+    return web.json_response(integration_json(await _integration(request)))
+
+
+@both(routes, "DELETE", "/integration/integrations/{integration_id}")
+async def delete_integration(request: web.Request) -> web.Response:
+    """204; its resources and lineage go with it, and a running sync is told to stop."""
+    integration = await _integration(request)
+    await deps(request).integrations.delete(principal(request), integration.external_id, cancel_active=True)
+    return web.Response(status=204)
+
+
+@both(v2_routes, "GET", "/integration_v2/slack/conversations/list")
+async def slack_conversations(request: web.Request) -> web.Response:
+    """The channels of the connected Slack integration: none can be connected here (Slack is unreachable)."""
+    return web.json_response([])

@@ -1,0 +1,126 @@
+"""The Secoda dialect over HTTP, as Secoda's clients call it: integrations by id, the page envelope, Slack."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from tests.e2e.conftest import ADMIN_KEY, Stack
+
+pytestmark = pytest.mark.e2e
+
+FIELDS = {
+    "id", "created_at", "updated_at", "name", "type", "credentials", "workspace_id", "ssh_tunnel", "execute_access",
+    "scheduled_extractions_hour", "scheduled_extractions_frequency", "scheduled_extractions_next_run",
+    "scheduled_extractions_last_run", "properties", "preview_access_users", "preview_access_roles",
+    "preview_access_groups", "teams",
+}  # fmt: skip
+BASE = "/api/v1/integration/integrations"
+
+
+class Secoda:
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session, self.url = session, url
+
+    async def call(self, method: str, path: str, key: str | None = ADMIN_KEY, headers: dict[str, str] | None = None,
+                   **kwargs: Any) -> tuple[int, Any]:  # fmt: skip
+        headers = (headers or {}) | ({"Authorization": f"Bearer {key}"} if key else {})
+        async with self.session.request(method, self.url + path, headers=headers, allow_redirects=False,
+                                        **kwargs) as response:  # fmt: skip
+            body = await response.json(content_type=None) if response.content_length != 0 else None
+            return response.status, body
+
+
+@pytest.fixture
+async def secoda(stack: Stack) -> Any:
+    async with aiohttp.ClientSession() as session:
+        yield Secoda(session, stack.url)
+
+
+async def test_a_custom_integration_is_created_read_and_deleted_with_all_its_fields(secoda: Secoda) -> None:
+    status, created = await secoda.call("POST", BASE, json={"name": "Warehouse docs", "type": "custom"})
+    assert status == 201 and set(created) == FIELDS, created
+    assert (created["type"], created["credentials"], created["teams"], created["scheduled_extractions_hour"]) == (
+        "custom", {}, [], None)  # fmt: skip
+    uuid.UUID(created["id"])
+    for path in (f"{BASE}/{created['id']}", f"{BASE}/{created['id']}/"):  # both slash forms, no redirect
+        status, got = await secoda.call("GET", path)
+        assert (status, got) == (200, created)
+    # The same integration, seen by our own dialect under its id as externalId.
+    async with secoda.session.get(f"{secoda.url}/api/integrations/{created['id']}",
+                                  headers={"x-api-key": ADMIN_KEY}) as response:  # fmt: skip
+        assert response.status == 200 and (await response.json())["source"] == "custom"
+    assert (await secoda.call("DELETE", f"{BASE}/{created['id']}"))[0] == 204
+    assert (await secoda.call("GET", f"{BASE}/{created['id']}"))[0] == 404
+    assert (await secoda.call("DELETE", f"{BASE}/{created['id']}"))[0] == 404
+
+
+async def test_bad_creates_are_400s_naming_the_field_and_store_nothing(secoda: Secoda) -> None:
+    _, before = await secoda.call("GET", BASE)
+    for body, field in [
+        ({"name": "x"}, "type"),
+        ({"type": "snowflake"}, "type"),
+        ({"type": "custom", "credentials": {"token": "x"}}, "credentials"),
+        ({"type": "custom", "teams": ["no-such-team"]}, "teams"),
+        ({"type": "postgres", "credentials": {"host": "db"}}, "credentials"),
+    ]:
+        status, problem = await secoda.call("POST", BASE, json=body)
+        assert status == 400 and field in problem["detail"], (body, problem)
+    status, problem = await secoda.call("POST", BASE, data=b"{not json", headers={"Content-Type": "application/json"})
+    assert status == 400
+    _, after = await secoda.call("GET", BASE)
+    assert after["count"] == before["count"]
+
+
+async def test_a_postgres_integration_is_crawlable_and_its_password_never_returned(secoda: Secoda) -> None:
+    credentials = {"host": "127.0.0.1", "port": 5432, "database": "db", "user": "reader", "password": "s3cret-pw"}
+    status, problem = await secoda.call("POST", BASE, json={"type": "postgres", "credentials": credentials | {
+        "port": "not-a-port"}})  # fmt: skip
+    assert status == 400 and "credentials.port" in problem["detail"] and "s3cret-pw" not in str(problem), problem
+    status, created = await secoda.call("POST", BASE, json={"type": "postgres", "credentials": credentials})
+    assert status == 201 and created["name"] == "Untitled" and created["credentials"] == {}, created
+    status, listed = await secoda.call("GET", BASE, params={"type": "postgres"})
+    assert created in listed["results"] and all(i["type"] == "postgres" for i in listed["results"])
+    assert "s3cret-pw" not in str(listed)
+    async with secoda.session.get(f"{secoda.url}/api/connections/{created['id']}",
+                                  headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as response:  # fmt: skip
+        connection = await response.json()
+    assert response.status == 200 and connection["connection"]["username"] == "reader"
+
+
+async def test_pages_follow_secodas_envelope_with_absolute_links(secoda: Secoda) -> None:
+    kind = "dbt_core"
+    ids = []
+    for _ in range(51):
+        status, created = await secoda.call("POST", BASE, json={"type": kind, "name": f"dbt {uuid.uuid4().hex[:6]}"})
+        assert status == 201
+        ids.append(created["id"])
+    status, first = await secoda.call("GET", BASE, params={"type": kind})
+    assert status == 200 and first["count"] >= 51 and first["total_pages"] >= 2 and len(first["results"]) == 50
+    assert first["links"]["previous"] is None and first["meta"]["previous_page"] is None
+    following = urlsplit(first["links"]["next"])
+    assert following.scheme == "http" and "type=dbt_core" in following.query and "page=2" in following.query
+    status, second = await secoda.call("GET", f"{following.path}?{following.query}")
+    assert status == 200 and second["meta"]["page"] == 2 and second["meta"]["previous_page"] == 1
+    seen = [i["id"] for i in first["results"] + second["results"]]
+    assert len(seen) == len(set(seen)) and set(ids) <= set(seen)
+    for page in ("0", "x", "999"):
+        status, problem = await secoda.call("GET", BASE, params={"page": page})
+        assert status == 404 and problem["detail"] == "Invalid page."
+    status, unknown = await secoda.call("GET", BASE, params={"type": "no-such-type"})
+    assert status == 200 and (unknown["count"], unknown["results"], unknown["total_pages"]) == (0, [], 1)
+
+
+async def test_every_path_needs_a_key_and_slack_lists_no_conversations(secoda: Secoda) -> None:
+    for path in (BASE, f"{BASE}/", "/api/v2/integration_v2/slack/conversations/list/"):
+        for key in (None, "not-a-key"):
+            status, problem = await secoda.call("GET", path, key=key)
+            assert status == 401 and problem["detail"], problem
+    for path in ("/api/v2/integration_v2/slack/conversations/list/", "/api/v2/integration_v2/slack/conversations/list"):
+        assert await secoda.call("GET", path) == (200, [])
+    status, _ = await secoda.call("GET", f"{BASE}/not-a-uuid")
+    assert status == 404
