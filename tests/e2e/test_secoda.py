@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -136,3 +137,28 @@ async def test_every_path_needs_a_key_and_slack_lists_no_conversations(secoda: S
         assert await secoda.call("GET", path) == (200, [])
     status, _ = await secoda.call("GET", f"{BASE}/not-a-uuid")
     assert status == 404
+
+
+async def test_secodas_python_client_creates_lists_and_gets_integrations_unchanged(
+    stack: Stack, secoda: Secoda
+) -> None:
+    """pysecoda 0.1.2, pointed at our /api/v1 (it calls both slash forms; `requests`, so in a thread). Its key is a
+    team's, so its listing is that team's few integrations: pysecoda appends `links.next` to its base URL, which
+    breaks on the absolute links Secoda's envelope has (a client bug; one page never follows a link)."""
+    from pysecoda.api_client import APIClient
+    from pysecoda.endpoints.integrations import IntegrationsEndpoint
+
+    team = f"pysecoda-{uuid.uuid4().hex[:8]}"
+    assert (await secoda.call("POST", "/api/teams", json={"externalId": team, "name": team}))[0] == 201
+    grant = [{"teamExternalId": team, "permissions": ["INGESTION_VIEW", "INGESTION_EDIT"]}]
+    status, issued = await secoda.call("POST", "/api/api-keys", json={"name": team, "teams": grant})
+    assert status == 201, issued
+
+    def drive() -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+        integrations = IntegrationsEndpoint(APIClient(f"{stack.url}/api/v1", issued["key"]))
+        created = integrations.create_integration(name="From pysecoda", type="custom")
+        return created, integrations.get_integrations(), integrations.get_integration(created["id"])
+
+    created, listed, got = await asyncio.to_thread(drive)
+    assert created["name"] == "From pysecoda" and created["type"] == "custom" and got == created
+    assert listed == [created] and len(created["teams"]) == 1  # owned by the key's one team
