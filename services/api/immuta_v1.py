@@ -29,7 +29,7 @@ from services.api.render import iso
 from services.core.data_objects import DataObject, object_key_of
 from services.core.errors import NotFound
 from services.core.model import Integration
-from services.core.objects import SETTING_NAMES, SettingsChange, names_of
+from services.core.objects import SETTING_NAMES, SettingsChange
 
 routes = web.RouteTableDef()
 
@@ -46,6 +46,14 @@ def object_path(request: web.Request, prefix: str) -> tuple[str, str]:
     if not segments or any(segment == "" for segment in segments):
         raise NotFound(f"No data object has the path '{raw}': empty path segment.")
     return segments[0], object_key_of(segments[1:])
+
+
+async def existing_object(request: web.Request, prefix: str) -> tuple[str, DataObject]:
+    """The connection key and the object the path after `prefix` names, or 404: checked before anything else of
+    the request (its query or body), as the spec orders the checks."""
+    key, object_key = object_path(request, prefix)
+    await immuta_connection(request, key)
+    return key, await deps(request).objects.get(principal(request), key, object_key)
 
 
 def v1_object_json(obj: DataObject) -> dict[str, Any]:
@@ -78,24 +86,26 @@ def _setting_json(value: Any) -> Any:
 # ---- connections --------------------------------------------------------------------------------
 
 
-async def _person(request: web.Request, principal_id: str | None) -> dict[str, Any]:
-    number = int(principal_id) if principal_id and principal_id.isdigit() else 0
-    names = await deps(request).connections.principal_names([number]) if number else {}
-    return {"id": number, "name": names.get(number, "system"), "email": None}
+def _number(principal_id: str | None) -> int:
+    return int(principal_id) if principal_id and principal_id.isdigit() else 0  # 0: the system
 
 
 async def v1_connection_json(request: web.Request, integration: Integration) -> dict[str, Any]:
-    creator = await _person(request, integration.created_by)
-    updater = await _person(request, integration.updated_by or integration.created_by)
+    created_by, updated_by = _number(integration.created_by), _number(integration.updated_by or integration.created_by)
+    names = await deps(request).connections.principal_names([n for n in {created_by, updated_by} if n])
+
+    def person(number: int) -> dict[str, Any]:
+        return {"id": number, "name": names.get(number, "system"), "email": None}
+
     return {
         "connectionKey": integration.external_id,
         "connection": connection_fields(integration, with_password=False),
         "createdAt": iso(integration.created_at),
-        "createdBy": creator["id"],
+        "createdBy": created_by,
         "updatedAt": iso(integration.updated_at),
-        "updatedBy": updater["id"],
-        "creator": creator,
-        "updater": updater,
+        "updatedBy": updated_by,
+        "creator": person(created_by),
+        "updater": person(updated_by),
         "nativeIntegrationId": integration.number,
     }
 
@@ -122,9 +132,8 @@ async def put_connection(request: web.Request) -> web.Response:
 
 @routes.get("/object/{objectPath:.+}")
 async def get_object(request: web.Request) -> web.Response:
-    key, object_key = object_path(request, "/data/object/")
-    await immuta_connection(request, key)
-    return web.json_response(v1_object_json(await deps(request).objects.get(principal(request), key, object_key)))
+    _, found = await existing_object(request, "/data/object/")
+    return web.json_response(v1_object_json(found))
 
 
 def _search_params(request: web.Request) -> tuple[str, str, int, int, str | None]:
@@ -145,12 +154,10 @@ async def search_roots(request: web.Request) -> web.Response:
 
 @routes.post("/object/search/{objectPath:.+}")
 async def search_children(request: web.Request) -> web.Response:
-    key, object_key = object_path(request, "/data/object/search/")
-    objects = deps(request).objects
-    await immuta_connection(request, key)
-    await objects.get(principal(request), key, object_key)  # 404 before 400
+    key, parent = await existing_object(request, "/data/object/search/")
     sort, order, offset, limit, text = _search_params(request)
-    total, hits = await objects.search_children(principal(request), key, object_key, text, sort, order, offset, limit)
+    total, hits = await deps(request).objects.search_children(principal(request), key, parent.key, text, sort, order,
+                                                              offset, limit)  # fmt: skip
     return web.json_response({"count": total, "hits": [v1_object_json(o) for o in hits]})
 
 
@@ -162,13 +169,10 @@ class CrawlOptions(BaseModel):
 
 @routes.post("/crawl/{objectPath:.+}")
 async def crawl(request: web.Request) -> web.Response:
-    key, object_key = object_path(request, "/data/crawl/")
-    objects = deps(request).objects
-    await immuta_connection(request, key)
-    await objects.get(principal(request), key, object_key)  # 404 before 400
+    key, target = await existing_object(request, "/data/crawl/")
     force = await _force_recursive(request)
-    run = await objects.crawl(principal(request), key, object_key, force)
-    return web.json_response({"objectPath": [key, *names_of(object_key)], "bulkId": str(run.task_id)})
+    run = await deps(request).objects.crawl(principal(request), key, target.key, force)
+    return web.json_response({"objectPath": target.path, "bulkId": str(run.task_id)})
 
 
 async def _force_recursive(request: web.Request) -> bool:
@@ -198,18 +202,14 @@ class SettingsBody(BaseModel):
 
 @routes.put("/settings/{objectPath:.+}")
 async def put_settings(request: web.Request) -> web.Response:
-    key, object_key = object_path(request, "/data/settings/")
-    objects = deps(request).objects
-    await immuta_connection(request, key)
-    await objects.get(principal(request), key, object_key)  # 404 before 400
+    key, target = await existing_object(request, "/data/settings/")
     body = await json_body(request, SettingsBody)
-    updated, task = await objects.change_settings(principal(request), key, object_key, body.overrides)
+    updated, task = await deps(request).objects.change_settings(principal(request), key, target.key, body.overrides)
     return web.json_response(v1_object_json(updated) | {"bulkId": str(task.task_id)})
 
 
 @routes.delete("/object/{objectPath:.+}")
 async def delete_object(request: web.Request) -> web.Response:
-    key, object_key = object_path(request, "/data/object/")
-    await immuta_connection(request, key)
-    child_count, _ = await deps(request).objects.delete(principal(request), key, object_key, deregisters=True)
-    return web.json_response({"objectPath": [key, *names_of(object_key)], "childCount": child_count})
+    key, target = await existing_object(request, "/data/object/")
+    child_count, _ = await deps(request).objects.delete(principal(request), key, target.key, deregisters=True)
+    return web.json_response({"objectPath": target.path, "childCount": child_count})

@@ -26,7 +26,7 @@ from services.api.immuta import (
     page_limit,
     principal_text,
 )
-from services.api.params import bool_param, choice_param, json_body, text_param
+from services.api.params import bool_param, choice_param, json_body, text_param, uuid_path
 from services.api.problems import BadRequest
 from services.api.render import iso
 from services.core.connections import require_state
@@ -45,7 +45,11 @@ ALL_TASK_TYPES = [*TASK_TYPES.values(), "CONNECTION_DELETE"]
 TASK_STATUSES = {RunStatus.QUEUED: "PENDING", RunStatus.RUNNING: "RUNNING", RunStatus.SUCCESS: "SUCCEEDED",
                  RunStatus.FAILED: "FAILED", RunStatus.CANCELLED: "CANCELLED"}  # fmt: skip
 TRIGGERS = {"manual": "MANUAL", "schedule": "SCHEDULED", "system": "SYSTEM"}
-SEED_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
+# The seed's pattern for task and run ids: a version 1-8, RFC 4122 variant UUID, or the nil UUID.
+SEED_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
+    r"|00000000-0000-0000-0000-000000000000"
+)
 
 
 def connection_json(integration: Integration) -> dict[str, Any]:
@@ -244,29 +248,17 @@ async def search_objects(request: web.Request) -> web.Response:
                               "page": page_json(_object_cursor(page))})  # fmt: skip
 
 
-def _uuid(request: web.Request, name: str, pattern: str | None = None) -> uuid.UUID:
-    raw = request.match_info[name]
-    try:
-        value = uuid.UUID(raw)
-    except ValueError:
-        value = None
-    if value is None or (pattern is not None and not re.fullmatch(pattern + "|00000000-0000-0000-0000-000000000000",
-                                                                  raw)):  # fmt: skip
-        raise BadRequest(f"'{name}' must be a UUID, got '{raw[:60]}'", field=name)
-    return value
-
-
 @routes.get("/{connectionKey}/dataObjects/{id}")
 async def get_object(request: web.Request) -> web.Response:
     connection = await _connection(request)
-    obj = await deps(request).objects.get_by_id(principal(request), connection.external_id, _uuid(request, "id"))
+    obj = await deps(request).objects.get_by_id(principal(request), connection.external_id, uuid_path(request, "id"))
     return web.json_response(object_json(obj))
 
 
 @routes.patch("/{connectionKey}/dataObjects/{id}")
 async def patch_object(request: web.Request) -> web.Response:
     connection = await _connection(request)
-    oid = _uuid(request, "id")
+    oid = uuid_path(request, "id")
     objects = deps(request).objects
     target = await objects.get_by_id(principal(request), connection.external_id, oid)
     change = await json_body(request, SettingsChange)
@@ -278,7 +270,7 @@ async def patch_object(request: web.Request) -> web.Response:
 async def delete_object(request: web.Request) -> web.Response:
     connection = await _connection(request)
     objects = deps(request).objects
-    target = await objects.get_by_id(principal(request), connection.external_id, _uuid(request, "id"))
+    target = await objects.get_by_id(principal(request), connection.external_id, uuid_path(request, "id"))
     _, task = await objects.delete(principal(request), connection.external_id, target.key, deregisters=False)
     assert task is not None
     return web.json_response({"taskId": str(task.task_id)}, status=202)
@@ -288,7 +280,7 @@ async def delete_object(request: web.Request) -> web.Response:
 async def object_children(request: web.Request) -> web.Response:
     connection = await _connection(request)
     objects = deps(request).objects
-    parent = await objects.get_by_id(principal(request), connection.external_id, _uuid(request, "id"))  # 404 first
+    parent = await objects.get_by_id(principal(request), connection.external_id, uuid_path(request, "id"))  # 404 first
     limit = page_limit(request)
     after = _object_keyset(text_param(request, CURSOR))
     page = await objects.children(principal(request), connection.external_id, parent.id, after, limit)
@@ -334,7 +326,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     created_by = text_param(request, "filter[createdBy]")
     parent = text_param(request, "filter[parentId]")
     if parent is not None:
-        if not re.fullmatch(SEED_UUID, parent):
+        if not SEED_UUID.fullmatch(parent):
             raise BadRequest(f"'filter[parentId]' must be a UUID, got '{parent[:60]}'", field="filter[parentId]")
     where = TaskFilter(kinds=_reverse(TASK_TYPES, task_type), statuses=_reverse(TASK_STATUSES, status),
                        triggers=_reverse(TRIGGERS, trigger), created_by=created_by)  # fmt: skip
@@ -358,14 +350,16 @@ async def create_task(request: web.Request) -> web.Response:
 @routes.get("/{connectionKey}/tasks/{taskId}")
 async def get_task(request: web.Request) -> web.Response:
     connection = await _connection(request)
-    run = await deps(request).tasks.get(principal(request), connection.external_id, _uuid(request, "taskId", SEED_UUID))
+    run = await deps(request).tasks.get(
+        principal(request), connection.external_id, uuid_path(request, "taskId", SEED_UUID)
+    )
     return web.json_response(task_json(run))
 
 
 @routes.get("/{connectionKey}/tasks/{taskId}/runs")
 async def list_task_runs(request: web.Request) -> web.Response:
     connection = await _connection(request)
-    task_id = _uuid(request, "taskId", SEED_UUID)
+    task_id = uuid_path(request, "taskId", SEED_UUID)
     run = await deps(request).tasks.get(principal(request), connection.external_id, task_id)  # 404 first
     page_limit(request)
     decode_cursor(text_param(request, CURSOR), ("at", "id"))
@@ -377,7 +371,7 @@ async def list_task_runs(request: web.Request) -> web.Response:
 @routes.get("/{connectionKey}/tasks/{taskId}/runs/{runId}")
 async def get_task_run(request: web.Request) -> web.Response:
     connection = await _connection(request)
-    task_id, run_id = _uuid(request, "taskId", SEED_UUID), _uuid(request, "runId", SEED_UUID)
+    task_id, run_id = uuid_path(request, "taskId", SEED_UUID), uuid_path(request, "runId", SEED_UUID)
     run = await deps(request).tasks.run(principal(request), connection.external_id, task_id, run_id)
     return web.json_response(task_run_json(run))
 
@@ -385,7 +379,7 @@ async def get_task_run(request: web.Request) -> web.Response:
 @routes.post("/{connectionKey}/tasks/{taskId}/runs/{runId}/_cancel")
 async def cancel_task_run(request: web.Request) -> web.Response:
     connection = await _connection(request)
-    task_id, run_id = _uuid(request, "taskId", SEED_UUID), _uuid(request, "runId", SEED_UUID)
+    task_id, run_id = uuid_path(request, "taskId", SEED_UUID), uuid_path(request, "runId", SEED_UUID)
     await deps(request).tasks.cancel(principal(request), connection.external_id, task_id, run_id)
     return web.json_response(
         {

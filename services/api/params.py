@@ -81,12 +81,16 @@ def choice_param(request: web.Request, name: str, allowed: list[str]) -> str | N
     return raw
 
 
-def uuid_path(request: web.Request, name: str) -> uuid.UUID:
+def uuid_path(request: web.Request, name: str, pattern: re.Pattern[str] | None = None) -> uuid.UUID:
+    """A UUID path parameter; with `pattern`, its text must also match that (a dialect's stricter UUID form)."""
     raw = request.match_info[name]
     try:
-        return uuid.UUID(raw)
+        value = uuid.UUID(raw)
     except ValueError:
-        raise BadRequest(f"'{name}' must be a UUID, got '{raw}'", field=name) from None
+        value = None
+    if value is None or (pattern is not None and not pattern.fullmatch(raw)):
+        raise BadRequest(f"'{name}' must be a UUID, got '{raw[:60]}'", field=name) from None
+    return value
 
 
 @web.middleware

@@ -98,6 +98,13 @@ def remote_id(names: Sequence[str]) -> str:
 
 SettingName = Literal["isActive", "activateNewChildren", "dataOwners", "infrastructureAdmins"]
 SETTING_NAMES: tuple[SettingName, ...] = ("isActive", "activateNewChildren", "dataOwners", "infrastructureAdmins")
+# Each setting's attribute on Overrides and EffectiveSettings, which is also its column in object_settings.
+SETTING_ATTRIBUTES: dict[SettingName, str] = {
+    "isActive": "is_active",
+    "activateNewChildren": "activate_new_children",
+    "dataOwners": "data_owners",
+    "infrastructureAdmins": "infrastructure_admins",
+}
 LIST_SETTINGS: tuple[SettingName, ...] = ("dataOwners", "infrastructureAdmins")
 
 
@@ -139,12 +146,7 @@ class Overrides:
                    grantees(row["infrastructure_admins"]))  # fmt: skip
 
     def value(self, name: SettingName) -> Any:
-        return {
-            "isActive": self.is_active,
-            "activateNewChildren": self.activate_new_children,
-            "dataOwners": self.data_owners,
-            "infrastructureAdmins": self.infrastructure_admins,
-        }[name]
+        return getattr(self, SETTING_ATTRIBUTES[name])
 
     @property
     def names(self) -> list[SettingName]:
@@ -187,12 +189,7 @@ class EffectiveSettings:
     infrastructure_admins: tuple[Grantee, ...]
 
     def value(self, name: SettingName) -> Any:
-        return {
-            "isActive": self.is_active,
-            "activateNewChildren": self.activate_new_children,
-            "dataOwners": self.data_owners,
-            "infrastructureAdmins": self.infrastructure_admins,
-        }[name]
+        return getattr(self, SETTING_ATTRIBUTES[name])
 
 
 def effective(chain: Sequence[Overrides]) -> EffectiveSettings:

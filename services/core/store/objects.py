@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from services.core.objects import SETTING_NAMES, Overrides, SettingName, lineage
+from services.core.objects import SETTING_ATTRIBUTES, SETTING_NAMES, Overrides, SettingName, lineage
 
 _COLUMNS = "asset_key, kind, name, parent_key, object_id, created_at, updated_at"
 _LIVE_OBJECTS = "integration_id = $1 AND kind <> 'column' AND deleted_at IS NULL"
@@ -161,19 +161,11 @@ async def overrides_along(
     return {r["object_key"]: Overrides.from_row(r) for r in rows}
 
 
-_COLUMN_OF: dict[SettingName, str] = {
-    "isActive": "is_active",
-    "activateNewChildren": "activate_new_children",
-    "dataOwners": "data_owners",
-    "infrastructureAdmins": "infrastructure_admins",
-}
-
-
 async def overridden_below(
     conn: asyncpg.Connection, integration_id: uuid.UUID, keys: Sequence[str]
 ) -> dict[str, set[SettingName]]:
     """For each key, the settings some descendant of it overrides (hasDescendantsWithOverrides)."""
-    flags = ", ".join(f"bool_or(s.{_COLUMN_OF[name]} IS NOT NULL)" for name in SETTING_NAMES)
+    flags = ", ".join(f"bool_or(s.{SETTING_ATTRIBUTES[name]} IS NOT NULL)" for name in SETTING_NAMES)
     found: dict[str, set[SettingName]] = {}
     inner = [key for key in set(keys) if key != ""]
     if inner:  # one primary-key range per key: k || '/' <= object_key < k || '0'
@@ -259,7 +251,7 @@ async def roots_settings(
     ids = list(integration_ids)
     own = await conn.fetch("SELECT * FROM object_settings WHERE integration_id = ANY($1::uuid[]) AND object_key = ''",
                            ids)  # fmt: skip
-    flags = ", ".join(f"bool_or({_COLUMN_OF[name]} IS NOT NULL)" for name in SETTING_NAMES)
+    flags = ", ".join(f"bool_or({SETTING_ATTRIBUTES[name]} IS NOT NULL)" for name in SETTING_NAMES)
     below = await conn.fetch(
         f"SELECT integration_id, {flags} FROM object_settings WHERE integration_id = ANY($1::uuid[]) "
         "AND object_key <> '' GROUP BY integration_id",
