@@ -898,3 +898,14 @@ async def test_an_integration_immuta_cannot_represent_is_no_connection(api: Immu
     assert roots.body == {"count": 0, "hits": []}
     triggered = await api.call("POST", f"/api/integrations/{key}/run", auth="x-api-key")
     assert triggered.status == 409 and "not crawled" in triggered.body["detail"], triggered
+
+
+async def test_an_unknown_object_or_task_in_the_path_is_a_404_before_a_bad_query_is_a_400(
+    api: ImmutaClient, shared: Shared
+) -> None:
+    """Auth, then the path's resource, then the request (spec §1): the object or task named comes before the query."""
+    unknown = str(uuid.uuid4())
+    for path in (f"/api/connections/{shared.key}/dataObjects/{unknown}/children",
+                 f"/api/connections/{shared.key}/tasks/{unknown}/runs"):  # fmt: skip
+        assert_problem(await api.call("GET", path, params={"page[limit]": "500"}), 404)
+        assert_problem(await api.call("GET", path, params={"page[cursor]": "not a cursor!"}), 404)

@@ -2,12 +2,14 @@
 A34): connection keys, the connection object, cursors, page limits, object paths in raw URLs, the v1 object."""
 
 import base64
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from pydantic import ValidationError
 
@@ -22,11 +24,12 @@ from services.api.immuta import (
     decode_cursor,
     encode_cursor,
     page_limit,
+    replaced_configuration,
 )
 from services.api.immuta_v1 import object_path, v1_object_json
-from services.api.problems import BadRequest
+from services.api.problems import IMMUTA, STYLE, BadRequest, error_response
 from services.core.data_objects import DataObject
-from services.core.errors import NotFound
+from services.core.errors import CredentialsRequired, InvalidInput, NotFound
 from services.core.model import Integration, Source
 from services.core.objects import Grantee, Overrides, effective, key_of, object_id
 
@@ -396,3 +399,54 @@ def test_the_v1_root_object_has_no_remote_id_and_shows_a_deactivated_connection_
     assert root["objectPath"] == ["pg"] and root["remoteId"] is None and root["state"] == "active"
     off = Integration(**{**CONNECTION.__dict__, "enabled": False})
     assert v1_object_json(data_object([], "connection", [], connection=off))["state"] == "inactive"
+
+
+# ---- v1 PUT: a full replace of Immuta's fields only ------------------------------------------------
+
+
+def test_a_full_replace_keeps_our_extensions_the_body_leaves_out():
+    stored = dataclasses.replace(CONNECTION, configuration={
+        "host": "old", "port": 5432, "database": "db", "username": "u", "sslmode": "verify-full",
+        "includeSchemas": ["sales"]})  # fmt: skip
+    sent = ReplacedConnection.model_validate({"connection": {
+        "technology": "PostgreSQL", "hostname": "new", "port": 6432, "database": "db2", "username": "u2",
+        "password": "pw"}}).connection  # fmt: skip
+    assert replaced_configuration(stored, sent) == {
+        "host": "new", "port": 6432, "database": "db2", "username": "u2", "sslmode": "verify-full",
+        "includeSchemas": ["sales"]}  # fmt: skip
+    again = ConnectionFields.model_validate({"hostname": "h", "sslmode": "disable", "includeSchemas": []})
+    assert replaced_configuration(stored, again) == {"host": "h", "sslmode": "disable", "includeSchemas": []}
+
+
+# ---- errors in Immuta's field names ----------------------------------------------------------------
+
+
+def immuta_request() -> Any:
+    app = web.Application()
+    app[STYLE] = IMMUTA
+    return make_mocked_request("PATCH", "/api/connections/pg", app=app)
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [
+    ("configuration.host", "connection.hostname"), ("configuration.port", "connection.port"),
+    ("credentials.password", "connection.password"),
+])  # fmt: skip
+def test_domain_errors_name_immutas_fields(ours, theirs):
+    response = error_response(InvalidInput(f"{ours}: not valid", field=ours), immuta_request())
+    body = json.loads(response.body)
+    assert response.status == 400 and body["errors"] == [{"field": theirs, "message": f"{theirs}: not valid"}]
+    assert body["message"] == body["detail"] and body["statusCode"] == 400
+
+
+def test_missing_credentials_name_the_password_field():
+    response = error_response(InvalidInput("credentials are required", field="credentials"), immuta_request())
+    assert json.loads(response.body)["errors"][0]["field"] == "connection.password"
+
+
+def test_the_credentials_rule_is_a_422_that_names_the_password():
+    detail = "Changing configuration.host changes where the stored credentials are sent; send `credentials` again."
+    response = error_response(CredentialsRequired(detail, field="credentials"), immuta_request())
+    body = json.loads(response.body)
+    assert response.status == 422 and body["errors"][0]["field"] == "connection.password"
+    assert "connection.hostname" in body["detail"] and "`connection.password`" in body["detail"]
+    assert "stored credentials are sent" in body["detail"]  # prose stays prose
