@@ -146,8 +146,7 @@ async def _apply_side_effects(conn: asyncpg.Connection, state: RunState, applied
         if isinstance(event, RunSucceeded):
             await apply_assets_of_run(conn, state, event)
             if state.kind == "sync":
-                await forget_settings_of_removed(conn, state.run_id, state.integration_id)
-                await register_new_objects(conn, state.run_id, state.integration_id, event.occurred_at)
+                await maintain_object_settings(conn, state.run_id, state.integration_id, event.occurred_at)
     if state.status.is_terminal:
         await conn.execute("DELETE FROM run_heartbeats WHERE run_id = $1", state.run_id)
         await conn.execute("DELETE FROM run_claims WHERE run_id = $1", state.run_id)
@@ -222,23 +221,24 @@ ON CONFLICT (integration_id, object_key) DO UPDATE SET is_active = coalesce(obje
 """
 
 
-async def forget_settings_of_removed(conn: asyncpg.Connection, run_id: uuid.UUID, integration_id: uuid.UUID) -> None:
-    """Settings of objects a sync found gone go with them (an object found again later starts afresh). Like
-    the registration below, this is configuration: it happens when the run succeeds, never on rebuild."""
-    await conn.execute(
-        "DELETE FROM object_settings s USING assets a "
-        "WHERE a.integration_id = $2 AND a.deleted_run_id = $1 AND a.kind <> 'column' "
-        "AND s.integration_id = $2 AND s.object_key = a.asset_key",
-        run_id, integration_id,
-    )  # fmt: skip
-
-
-async def register_new_objects(conn: asyncpg.Connection, run_id: uuid.UUID, integration_id: uuid.UUID,
-                               at: datetime) -> None:  # fmt: skip
+async def maintain_object_settings(conn: asyncpg.Connection, run_id: uuid.UUID, integration_id: uuid.UUID,
+                                   at: datetime) -> None:  # fmt: skip
+    """After a successful sync: settings of objects it found gone go with them (an object found again starts
+    afresh), and objects it found under a parent holding back new children are registered inactive. Settings are
+    configuration: this happens when the run succeeds, never on rebuild. One indexed query when the integration has
+    no settings at all (the common case): nothing else runs on the hot path of every sync."""
     holds_back = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM object_settings WHERE integration_id = $1 AND NOT activate_new_children)",
+        "SELECT bool_or(NOT coalesce(activate_new_children, true)) FROM object_settings WHERE integration_id = $1",
         integration_id,
     )
+    if holds_back is None:  # no settings
+        return
+    # Driven by the (few) settings rows: each probes the assets primary key.
+    await conn.execute(
+        "DELETE FROM object_settings s WHERE s.integration_id = $2 AND EXISTS (SELECT 1 FROM assets a "
+        "WHERE a.integration_id = $2 AND a.asset_key = s.object_key AND a.deleted_run_id = $1 AND a.kind <> 'column')",
+        run_id, integration_id,
+    )  # fmt: skip
     if holds_back:
         await conn.execute(_REGISTER_INACTIVE, run_id, integration_id, at)
 
