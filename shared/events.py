@@ -41,6 +41,7 @@ class RequestedPayload(BaseModel):
     task_id: uuid.UUID | None = None  # None in logs written before tasks existed: the run id stands in
     scope: str | None = None  # the object key a sync or delete is limited to; None: the whole connection
     force_recursive: bool = False  # a sync that also crawls inactive subtrees
+    upload_id: uuid.UUID | None = None  # the stored upload a sync imports (CSV/JSONL/dbt); None: a crawl
 
 
 class CancelRequestedPayload(BaseModel):
@@ -74,6 +75,21 @@ class AssetsChangedPayload(BaseModel):
     deleted: list[str] = Field(default_factory=list)
 
 
+class LineageEdgePayload(BaseModel):
+    """Data flows from one asset to another; either may belong to another integration (external lineage)."""
+
+    from_integration_id: uuid.UUID
+    from_key: str
+    to_integration_id: uuid.UUID
+    to_key: str
+
+
+class LineageReportedPayload(BaseModel):
+    """Lineage a sync asserts. The edges of all of a run's reports replace the integration's edges if it succeeds."""
+
+    edges: list[LineageEdgePayload] = Field(default_factory=list)
+
+
 class FinishedPayload(BaseModel):
     """Payload of succeeded, failed and cancelled."""
 
@@ -87,6 +103,7 @@ class HeartbeatPayload(BaseModel):
 
 class StartRunPayload(BaseModel):
     source: str
+    upload_id: uuid.UUID | None = None  # the stored upload to import (a reference: never the bytes)
 
 
 class CancelRunPayload(BaseModel):
@@ -148,6 +165,11 @@ class AssetsChanged(EventBase):
     payload: AssetsChangedPayload
 
 
+class LineageReported(EventBase):
+    type: Literal["run.lineage_reported.v1"] = "run.lineage_reported.v1"
+    payload: LineageReportedPayload
+
+
 class RunSucceeded(EventBase):
     type: Literal["run.succeeded.v1"] = "run.succeeded.v1"
     payload: FinishedPayload
@@ -180,9 +202,11 @@ class CancelRunCommand(EventBase):
 
 RunEnded = RunSucceeded | RunFailed | RunCancelled
 # Facts of the run log, in the order of a run's life.
-RunLogEvent = RunRequested | RunCancelRequested | RunStarted | RunProgressed | AssetsChanged | RunEnded
+RunLogEvent = (
+    RunRequested | RunCancelRequested | RunStarted | RunProgressed | AssetsChanged | LineageReported | RunEnded
+)
 # What a connector may put on CONNECTOR_REPORTS.
-ConnectorReport = RunStarted | RunProgressed | AssetsChanged | RunEnded | RunHeartbeat
+ConnectorReport = RunStarted | RunProgressed | AssetsChanged | LineageReported | RunEnded | RunHeartbeat
 Command = StartRunCommand | CancelRunCommand
 
 _RUN_LOG_EVENT: TypeAdapter[RunLogEvent] = TypeAdapter(Annotated[RunLogEvent, Field(discriminator="type")])

@@ -33,6 +33,7 @@ from services.core.data_objects import ObjectService
 from services.core.ingestion import Runtime
 from services.core.integrations import IntegrationService
 from services.core.tasks import TaskService
+from services.core.uploads import UploadService
 from shared.postgres import create_pool
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
@@ -58,6 +59,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         app[DEPS] = ApiDeps(
             runtime=runtime, integrations=integrations, access=access, connections=connections,
             objects=ObjectService(runtime, connections), tasks=TaskService(runtime, connections),
+            uploads=UploadService(runtime, integrations),
         )  # fmt: skip
         listener = asyncio.create_task(tests.listen(), name="connection_test_listener")
         try:

@@ -13,6 +13,7 @@ from services.core.ingestion import Runtime
 from services.core.integrations import IntegrationService
 from services.core.model import Principal
 from services.core.tasks import TaskService
+from services.core.uploads import UploadService
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class ApiDeps:
     connections: ConnectionService
     objects: ObjectService
     tasks: TaskService
+    uploads: UploadService
 
 
 DEPS = web.AppKey("deps", ApiDeps)

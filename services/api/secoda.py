@@ -1,4 +1,5 @@
-"""Secoda's Integrations API (/api/v1/integration/..., /api/v2/integration_v2/...): integrations by id, Slack.
+"""Secoda's Integrations API (/api/v1/integration/..., /api/v2/integration_v2/...): integrations by id, metadata
+imports (CSV, JSONL), dbt Core artifacts, Slack.
 
 Secoda's page envelope (`links`, `meta`, `count`, `total_pages`, `results`; 1-based `page`, 50 per page, absolute
 links keeping the other parameters, null at the ends) and DRF-style errors (`detail`). Paths answer with and
@@ -16,10 +17,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.api.context import deps, principal
+from services.api.multipart import read_parts
 from services.api.params import json_body, text_param
 from services.api.problems import BadRequest
 from services.api.render import iso
-from services.core.errors import InvalidInput, NotFound, field_errors
+from services.core.errors import AlreadyRunning, Conflict, InvalidInput, NotFound, field_errors
+from services.core.imports.formats import FORMATS, Format
 from services.core.integrations import NewIntegration
 from services.core.model import Integration, Source
 
@@ -175,12 +178,7 @@ async def _team(request: web.Request, teams: list[str]) -> str:
 
 
 async def _integration(request: web.Request) -> Integration:
-    raw = request.match_info["integration_id"]
-    try:
-        integration_id = uuid.UUID(raw)
-    except ValueError:
-        raise NotFound("Integration not found.") from None
-    return await deps(request).integrations.get_by_id(principal(request), integration_id)
+    return await deps(request).integrations.get_by_id(principal(request), _integration_id(request))
 
 
 @both(routes, "GET", "/integration/integrations/{integration_id}")
@@ -194,6 +192,64 @@ async def delete_integration(request: web.Request) -> web.Response:
     integration = await _integration(request)
     await deps(request).integrations.delete(principal(request), integration.external_id, cancel_active=True)
     return web.Response(status=204)
+
+
+def _integration_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["integration_id"])
+    except ValueError:
+        raise NotFound("Integration not found.") from None
+
+
+async def _import(request: web.Request, format_: Format) -> web.Response:
+    """Validate the whole upload, store it and queue its import: 200 once stored; the import runs after."""
+    integration_id = _integration_id(request)
+    await deps(request).integrations.get_by_id(principal(request), integration_id)  # 404 before reading a body
+    spec = FORMATS[format_]
+    parts = await read_parts(request, spec.required_parts, spec.optional_parts)
+    accepted = await deps(request).uploads.accept(principal(request), integration_id, format_, parts)
+    run = accepted.run
+    message = "Upload stored; its import is running." if run else \
+        "Upload stored; its import starts when the integration's current sync ends."  # fmt: skip
+    return web.json_response({"message": message, "upload_id": str(accepted.upload_id),
+                              "run_id": str(run.run_id) if run else None})  # fmt: skip
+
+
+@both(routes, "POST", "/integration/integrations/{integration_id}/import_metadata")
+async def import_metadata(request: web.Request) -> web.Response:
+    return await _import(request, Format.FILE_CSV)
+
+
+@both(routes, "POST", "/integration/integrations/{integration_id}/import_jsonl_metadata")
+async def import_jsonl_metadata(request: web.Request) -> web.Response:
+    return await _import(request, Format.FILE_JSONL)
+
+
+@both(routes, "POST", "/integration/dbt/{integration_id}/upload_artifacts")
+async def upload_artifacts(request: web.Request) -> web.Response:
+    """Store the latest manifest and run results (validated); a trigger syncs them."""
+    integration_id = _integration_id(request)
+    await deps(request).integrations.get_by_id(principal(request), integration_id)
+    spec = FORMATS[Format.DBT_CORE]
+    parts = await read_parts(request, spec.required_parts, spec.optional_parts)
+    accepted = await deps(request).uploads.accept(principal(request), integration_id, Format.DBT_CORE, parts)
+    return web.json_response({"message": "Artifacts stored; trigger a sync to import them.",
+                              "upload_id": str(accepted.upload_id)})  # fmt: skip
+
+
+@both(routes, "POST", "/integration/dbt/{integration_id}/trigger")
+async def trigger_dbt(request: web.Request) -> web.Response:
+    try:
+        run = await deps(request).uploads.trigger_dbt(principal(request), _integration_id(request))
+    except AlreadyRunning:
+        raise Conflict("Integration sync already in progress") from None
+    return web.json_response({"message": "Sync started.", "run_id": str(run.run_id)})
+
+
+@both(routes, "GET", "/integration/dbt/{integration_id}/failing_tests")
+async def failing_tests(request: web.Request) -> web.Response:
+    found = await deps(request).uploads.failing_tests(principal(request), _integration_id(request))
+    return web.json_response({"warning": [str(i) for i in found.warning], "failing": [str(i) for i in found.failing]})
 
 
 @both(v2_routes, "GET", "/integration_v2/slack/conversations/list")

@@ -15,9 +15,11 @@ import asyncpg
 import structlog
 
 from services.connector.diff import AssetDiff, Removal
+from services.connector.lineage import ResolvedLineage, resolve
 from services.connector.reporting import Reporter, ReportsLost, RunLedger, send_heartbeat
 from services.connector.sources import open_source
 from services.connector.sources.base import AssetDict, SourceError, SourcePlugin
+from services.connector.sources.uploaded import UploadedSource
 from services.core.crypto import CredentialCipher
 from services.core.errors import DomainError
 from services.core.objects import CrawlScope
@@ -26,12 +28,16 @@ from services.core.sources import Resolver, SystemResolver
 from services.core.store import claims
 from services.core.store import integrations as integration_store
 from services.core.store import objects as object_store
+from services.core.store import uploads as upload_store
 from services.core.store.integrations import RunContext
+from services.core.store.uploads import Upload
 from shared.events import (
     AssetsChanged,
     AssetsChangedPayload,
     FinishedPayload,
     HeartbeatPayload,
+    LineageReported,
+    LineageReportedPayload,
     ProgressedPayload,
     RunCancelled,
     RunEnded,
@@ -47,6 +53,8 @@ from shared.logging import redact_text
 from shared.postgres import with_database
 
 log = structlog.get_logger()
+
+EDGES_PER_EVENT = 20_000  # lineage edges per LineageReported event (halved further if too large)
 
 
 class Phase(Enum):
@@ -177,10 +185,7 @@ class RunExecutor:
         ctx = run.ctx
         credentials = self._credentials(ctx)
         run.secrets = tuple(str(v) for v in credentials.values() if v)
-        plugin: SourcePlugin = await open_source(
-            ctx.source, ctx.configuration, credentials, allow_private=self._config.allow_private_sources,
-            resolver=self._config.resolver,
-        )  # fmt: skip
+        plugin = await self._open(ctx, credentials)
         try:
             async with self._pool.acquire() as conn:
                 previous = await integration_store.asset_fingerprints(conn, ctx.run.integration_id)
@@ -201,40 +206,84 @@ class RunExecutor:
                     last_progress = time.monotonic()
                     progress = ProgressedPayload(counts=run.diff.counts.to_payload())
                     await run.ledger.send(RunProgressed(**self._about(run), payload=progress))
-            removal = run.diff.finish(ctx.fail_safe_threshold)
+            # An upload is the user's explicit, validated snapshot: whatever it lacks goes, whatever its share.
+            removal = run.diff.finish(100.0 if ctx.run.upload_id else ctx.fail_safe_threshold)
             for start in range(0, len(removal.keys), DELETED_KEYS_PER_EVENT):
                 await self._send_assets(run, [], removal.keys[start : start + DELETED_KEYS_PER_EVENT])
+            lineage = await self._send_lineage(run, plugin)
         finally:
             await plugin.close()
         await run.ledger.confirm()  # every asset batch arrived, or the run must not succeed
         counts = run.diff.counts
         message = f"Processed {counts.processed} assets: {counts.created} created, {counts.updated} updated, " \
                   f"{counts.deleted} deleted."  # fmt: skip
+        if lineage.edges or lineage.unmatched:
+            message += f" Lineage: {len(lineage.edges)} edges."
+        if lineage.unmatched:
+            message += f" {lineage.unmatched} external lineage references matched no resource and were skipped."
         if removal.withheld:
             message += " " + _withheld_message(removal, ctx)
         warnings = plugin.report.summary()
         await self._finish(run, RunSucceeded, message + (f" Warnings: {warnings}" if warnings else ""))
         log.info("run_succeeded", processed=counts.processed, created=counts.created, withheld=removal.withheld)
 
+    async def _open(self, ctx: RunContext, credentials: dict[str, Any]) -> SourcePlugin:
+        """The run's plug-in: the stored upload it imports, or a connection to the source it crawls."""
+        upload_id = ctx.run.upload_id
+        if upload_id is None:
+            return await open_source(
+                ctx.source, ctx.configuration, credentials, allow_private=self._config.allow_private_sources,
+                resolver=self._config.resolver,
+            )  # fmt: skip
+
+        async def load(conn: asyncpg.Connection) -> tuple[Upload | None, dict[str, bytes]]:
+            return await upload_store.get(conn, upload_id), await upload_store.parts_of(conn, upload_id)
+
+        upload, parts = await with_database(self._pool, load)
+        if upload is None:
+            raise SourceError("The upload this run imports is no longer stored; upload the file again.")
+        return await UploadedSource.read(upload.format, parts)
+
     async def _send_assets(self, run: _Run, upserted: list[AssetDict], deleted: list[str]) -> None:
-        """One AssetsChanged report, halved until it fits a Kafka message (huge view definitions exist)."""
+        """AssetsChanged reports of upserted assets or of deleted keys (one of the two)."""
+
         # The plug-in built each dict in the Asset shape: serialised as they are, not validated or copied
         # into models (a third of the connector's time on a large catalog). The projector validates every
         # report at its edge, and the executor tests parse every emitted report against the contract.
-        payload = AssetsChangedPayload.model_construct(upserted=upserted, deleted=deleted)
-        event = AssetsChanged.model_construct(**self._about(run), payload=payload)
-        encoded = event.model_dump_json(warnings=False).encode()
-        if len(encoded) > self._config.max_event_bytes and len(upserted) > 1:
-            half = len(upserted) // 2
-            await self._send_assets(run, upserted[:half], deleted)
-            await self._send_assets(run, upserted[half:], [])
+        def event(items: list[Any]) -> AssetsChanged:
+            payload = AssetsChangedPayload.model_construct(upserted=items if upserted else [],
+                                                           deleted=[] if upserted else items)  # fmt: skip
+            return AssetsChanged.model_construct(**self._about(run), payload=payload)
+
+        await self._send_fitting(run, upserted or deleted, event)
+
+    async def _send_lineage(self, run: _Run, plugin: SourcePlugin) -> ResolvedLineage:
+        """The plug-in's lineage with its ends resolved to assets, reported in LineageReported events."""
+        edges = plugin.lineage()
+        if not edges:
+            return ResolvedLineage()
+        resolved = await with_database(self._pool, lambda conn: resolve(conn, run.ctx.run.integration_id, edges))
+
+        def event(items: list[Any]) -> LineageReported:
+            payload = LineageReportedPayload.model_construct(edges=items)
+            return LineageReported.model_construct(**self._about(run), payload=payload)
+
+        for start in range(0, len(resolved.edges), EDGES_PER_EVENT):
+            await self._send_fitting(run, resolved.edges[start : start + EDGES_PER_EVENT], event)
+        return resolved
+
+    async def _send_fitting(
+        self, run: _Run, items: list[Any], event: Callable[[list[Any]], AssetsChanged | LineageReported]
+    ) -> None:
+        """One report of `items`, halved until it fits a Kafka message (huge view definitions exist)."""
+        built = event(items)
+        encoded = built.model_dump_json(warnings=False).encode()
+        if len(encoded) > self._config.max_event_bytes and len(items) > 1:
+            half = len(items) // 2
+            await self._send_fitting(run, items[:half], event)
+            await self._send_fitting(run, items[half:], event)
             return
-        if len(encoded) > self._config.max_event_bytes and len(deleted) > 1:
-            half = len(deleted) // 2
-            await self._send_assets(run, upserted, deleted[:half])
-            await self._send_assets(run, [], deleted[half:])
-            return
-        await run.ledger.send(event, encoded)
+        await run.ledger.send(built, encoded)
 
     def _credentials(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.credentials_enc is None:

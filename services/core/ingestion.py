@@ -88,6 +88,7 @@ class SyncRequest:
     requested_by: Requester = SYSTEM
     scope: str | None = None
     force_recursive: bool = False
+    upload_id: uuid.UUID | None = None  # a sync importing this stored upload (the platform is not crawled)
 
 
 async def claim_run(
@@ -95,14 +96,14 @@ async def claim_run(
     task_id: uuid.UUID,
 ) -> RunState:  # fmt: skip
     """Atomically create the integration's one active run and queue its start command (outbox)."""
-    if not spec_for(integration.source).crawled:
+    if request.upload_id is None and not spec_for(integration.source).crawled:
         raise Conflict(
             f"Integration '{integration.external_id}' ({integration.source.value}) is not crawled: it is synced by "
             "uploading its metadata."
         )
     command = RequestRun(
         run_id, integration.id, integration.external_id, request.trigger, request.requested_by, at, task_id=task_id,
-        scope=request.scope, force_recursive=request.force_recursive,
+        scope=request.scope, force_recursive=request.force_recursive, upload_id=request.upload_id,
     )  # fmt: skip
     events = decide(None, command)
     start = StartRunCommand(
@@ -110,7 +111,7 @@ async def claim_run(
         integration_id=integration.id,
         integration_external_id=integration.external_id,
         run_id=run_id,
-        payload=StartRunPayload(source=integration.source.value),
+        payload=StartRunPayload(source=integration.source.value, upload_id=request.upload_id),
     )
     try:
         async with conn.transaction():  # a savepoint when the caller already holds a transaction

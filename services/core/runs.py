@@ -97,6 +97,7 @@ class RunState:
     created_by: str | None = None  # principal id; None: the system
     canceled_by: str | None = None  # principal id of who requested its cancellation
     updated_at: datetime | None = None  # when the last event applied
+    upload_id: uuid.UUID | None = None  # the upload a sync imports; None: a crawl of the source
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -124,6 +125,7 @@ class RequestRun:
     task_id: uuid.UUID | None = None
     scope: str | None = None
     force_recursive: bool = False
+    upload_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def decide(state: RunState | None, command: Command) -> list[RunLogEvent]:
                 payload=RequestedPayload(
                     trigger=command.trigger, requested_by=who.name, principal_id=who.principal_id,
                     task_id=command.task_id, scope=command.scope, force_recursive=command.force_recursive,
+                    upload_id=command.upload_id,
                 ),
             )
         ]  # fmt: skip
@@ -270,6 +273,7 @@ def evolve(state: RunState | None, event: RunLogEvent) -> RunState:
             force_recursive=requested.force_recursive,
             created_by=requested.principal_id,
             updated_at=event.occurred_at,
+            upload_id=requested.upload_id,
         )
     if state is None:
         raise TransitionRejected(f"{event.type} for unknown run {event.run_id}")
@@ -309,9 +313,9 @@ def _evolve_active(state: RunState, event: RunLogEvent) -> RunState:
                 completed_at=event.occurred_at,
                 version=nxt,
             )
-    # AssetsChanged: staged in the log, applied to the asset store only if the run succeeds.
+    # AssetsChanged, LineageReported: staged in the log, applied to the read models only if the run succeeds.
     if state.status is not RunStatus.RUNNING:
-        raise TransitionRejected(f"assets reported for run {state.run_id} before it started")
+        raise TransitionRejected(f"{event.type} for run {state.run_id} before it started")
     return replace(state, version=nxt)
 
 

@@ -1,4 +1,4 @@
-"""Wires the scheduler process: one loop running the due-check and the reaper every tick."""
+"""Wires the scheduler process: one loop running the due-check, queued imports and the reaper every tick."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import structlog
 
 from services.core.ingestion import Runtime
+from services.core.uploads import start_waiting_imports
 from services.scheduler.due import fire_due
 from services.scheduler.reaper import reap_stale_runs
 from services.scheduler.settings import SchedulerSettings
@@ -33,6 +34,7 @@ async def run_steps(steps: Sequence[Step]) -> None:
 async def tick(rt: Runtime, settings: SchedulerSettings) -> None:
     await run_steps([
         ("due_check", lambda: fire_due(rt)),
+        ("imports", lambda: start_waiting_imports(rt)),  # queued uploads whose integration became free
         ("reaper", lambda: reap_stale_runs(rt, settings.heartbeat_timeout_s, settings.queued_timeout_s)),
     ])  # fmt: skip
 

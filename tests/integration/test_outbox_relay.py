@@ -80,7 +80,8 @@ async def test_published_run_events_carry_the_documented_envelope(runtime, make_
         assert all(e.integration_external_id == integration.external_id for e in received)
         requested = received[0].payload.model_dump()
         assert requested == {"trigger": "manual", "requested_by": "owner", "principal_id": "0", "kind": "sync",
-                             "task_id": requested["task_id"], "scope": None, "force_recursive": False}  # fmt: skip
+                             "task_id": requested["task_id"], "scope": None, "force_recursive": False,
+                             "upload_id": None}  # fmt: skip
     finally:
         await consumer.stop()
         await publisher.reset()

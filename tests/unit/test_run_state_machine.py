@@ -25,6 +25,9 @@ from shared.events import (
     AssetsChanged,
     AssetsChangedPayload,
     FinishedPayload,
+    LineageEdgePayload,
+    LineageReported,
+    LineageReportedPayload,
     ProgressedPayload,
     RunCancelled,
     RunCancelRequested,
@@ -261,3 +264,25 @@ def test_a_recorded_task_is_requested_started_and_succeeded_at_once_by_the_contr
     )
     with pytest.raises(AlreadyRunning):
         decide(state, command)
+
+
+def test_an_import_run_carries_its_upload_and_stages_lineage_only_while_running():
+    upload_id = uuid.uuid4()
+    [event] = decide(None, RequestRun(uuid.uuid4(), INTEGRATION, "demo", "manual", SYSTEM, T0, upload_id=upload_id))
+    assert event.payload.upload_id == upload_id
+    queued = evolve(None, event)
+    assert queued.upload_id == upload_id
+    lineage = LineageReportedPayload(edges=[LineageEdgePayload(from_integration_id=INTEGRATION, from_key="a",
+                                                               to_integration_id=INTEGRATION, to_key="b")])  # fmt: skip
+    with pytest.raises(TransitionRejected, match=r"before run .* started"):
+        evolve(queued, LineageReported(**about(queued), payload=lineage))
+    with pytest.raises(TransitionRejected, match="before it started"):  # from the control plane (no owner)
+        evolve(queued, LineageReported(**about(queued, owner=None), payload=lineage))
+    running = started(queued)
+    staged = evolve(running, LineageReported(**about(running), payload=lineage))
+    assert (staged.status, staged.version) == (RunStatus.RUNNING, running.version + 1)
+    # It is a connector report like the others: parsed at the edge, fenced by owner.
+    assert parse_report(LineageReported(**about(running), payload=lineage).to_bytes()).payload == lineage
+    with pytest.raises(TransitionRejected):
+        evolve(running, LineageReported(**about(running, owner=RunOwner(connector_id="c2", attempt=1)),
+                                        payload=lineage))  # fmt: skip

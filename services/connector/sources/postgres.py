@@ -16,6 +16,7 @@ import asyncpg
 
 from services.connector.sources.base import AssetDict, SourceError, SourceReport, key_part, make_asset
 from services.connector.sources.tls import pinned_tls_context
+from services.core.imports import LineageEdge
 from services.core.sources import CheckedAddresses
 from services.core.sources.postgres import PostgresConfig, PostgresCredentials
 
@@ -134,6 +135,9 @@ class PostgresSource:
             await conn.fetch(SCHEMAS_SQL, list(SYSTEM_SCHEMAS))
         except asyncpg.PostgresError as error:
             raise SourceError(f"Connected, but cannot read the catalog: {type(error).__name__}: {error}") from None
+
+    def lineage(self) -> list[LineageEdge]:
+        return []  # views' lineage is not read yet
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -15,6 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from services.core.errors import InvalidInput, field_errors
+from services.core.imports.model import LineageEdge
 from services.core.model import Source
 from services.core.sources.endpoints import CheckedAddresses, Endpoint
 
@@ -47,13 +48,17 @@ class SourceReport:
 
 
 class SourcePlugin(Protocol):
-    """A connected source: test it, crawl it (batches of assets), close it. Built per run by its spec."""
+    """A connected source: test it, crawl it (batches of assets), read its lineage, close it. Built per run."""
 
     report: SourceReport
 
     async def test_connection(self) -> None: ...
 
     def crawl(self) -> AsyncIterator[list[dict[str, Any]]]: ...
+
+    def lineage(self) -> list[LineageEdge]:
+        """The lineage the source asserts, known once `crawl` is exhausted (ends not yet resolved to assets)."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -109,7 +109,7 @@ async def list_visible(
                r.started_at, r.completed_at, r.message, r.assets_processed, r.assets_created, r.assets_updated,
                r.assets_deleted, r.cancel_requested, r.version, r.connector_id, r.attempt, r.kind, r.task_id,
                r.scope, r.force_recursive, r.created_by AS run_created_by, r.canceled_by,
-               r.updated_at AS run_updated_at
+               r.updated_at AS run_updated_at, r.upload_id
         FROM ({_SELECT}
               WHERE {_VISIBLE}
                 AND ($3::text IS NULL OR t.external_id = $3)

@@ -26,7 +26,7 @@ RUN_COLUMNS = (
     "id", "integration_id", "status", "trigger", "requested_at", "started_at", "completed_at", "message",
     "assets_processed", "assets_created", "assets_updated", "assets_deleted", "cancel_requested", "version",
     "connector_id", "attempt", "kind", "task_id", "scope", "force_recursive", "created_by", "canceled_by",
-    "updated_at",
+    "updated_at", "upload_id",
 )  # fmt: skip
 
 _UPSERT_RUN = f"""
@@ -74,6 +74,7 @@ def state_from_row(row: asyncpg.Record) -> RunState:
         created_by=row["created_by"],
         canceled_by=row["canceled_by"],
         updated_at=row["updated_at"],
+        upload_id=row["upload_id"],
     )
 
 
@@ -83,7 +84,7 @@ def _run_row(s: RunState) -> tuple[object, ...]:
         s.run_id, s.integration_id, s.status.value, s.trigger, s.requested_at, s.started_at, s.completed_at,
         s.message, c.processed, c.created, c.updated, c.deleted, s.cancel_requested, s.version,
         o.connector_id if o else None, o.attempt if o else None, s.kind, s.task_id, s.scope, s.force_recursive,
-        s.created_by, s.canceled_by, s.updated_at,
+        s.created_by, s.canceled_by, s.updated_at, s.upload_id,
     )  # fmt: skip
 
 
@@ -193,8 +194,24 @@ ON CONFLICT (integration_id, scope) DO UPDATE SET synced_at = greatest(sync_scop
 """
 
 
+# The edges a full sync asserts replace the integration's: kept ones keep their created_at (and so their place
+# in listings), the ones it no longer reports go.
+_UPSERT_LINEAGE = """
+INSERT INTO lineage_edges (integration_id, from_integration_id, from_key, to_integration_id, to_key, run_id,
+                           created_at, updated_at)
+SELECT DISTINCT $2::uuid, l.from_integration_id, l.from_key, l.to_integration_id, l.to_key, $1::uuid,
+       $3::timestamptz, $3::timestamptz
+FROM run_events e
+CROSS JOIN LATERAL jsonb_to_recordset(e.payload -> 'edges')
+     AS l(from_integration_id uuid, from_key text, to_integration_id uuid, to_key text)
+WHERE e.run_id = $1 AND e.type = 'run.lineage_reported.v1'
+ON CONFLICT (integration_id, from_integration_id, from_key, to_integration_id, to_key)
+DO UPDATE SET run_id = EXCLUDED.run_id
+"""
+
+
 async def apply_assets_of_run(conn: asyncpg.Connection, state: RunState, succeeded: RunSucceeded) -> None:
-    """Merge a successful run's asset changes (staged in the log) into the asset store, set-based."""
+    """Merge a successful run's asset changes and lineage (staged in the log) into the read models, set-based."""
     at = succeeded.occurred_at
     if state.kind == "sync":
         await conn.execute("SET LOCAL work_mem = '64MB'")  # the merge sorts every changed asset once
@@ -203,6 +220,10 @@ async def apply_assets_of_run(conn: asyncpg.Connection, state: RunState, succeed
         await conn.execute(_DELETE_ASSETS, state.run_id, state.integration_id, at)
     if state.kind == "sync":
         await conn.execute(_SYNCED_SCOPE, state.integration_id, state.scope or "", at, state.force_recursive)
+    if state.kind == "sync" and not state.scope:  # a sync of part of a source leaves the lineage as it is
+        await conn.execute(_UPSERT_LINEAGE, state.run_id, state.integration_id, at)
+        await conn.execute("DELETE FROM lineage_edges WHERE integration_id = $1 AND run_id <> $2",
+                           state.integration_id, state.run_id)  # fmt: skip
 
 
 # Objects a sync found for the first time under a parent whose effective activateNewChildren is false are
@@ -256,6 +277,7 @@ async def rebuild(conn: asyncpg.Connection, batch_size: int = 5000) -> int:
         await conn.execute("TRUNCATE runs CASCADE")
         await conn.execute("DELETE FROM assets")
         await conn.execute("DELETE FROM sync_scopes")
+        await conn.execute("DELETE FROM lineage_edges")
         states: dict[uuid.UUID, RunState] = {}
         replayed = 0
         cursor = conn.cursor(

@@ -11,7 +11,8 @@ CREATE TABLE uploads (
     format         text NOT NULL,
     queued         boolean NOT NULL,
     created_at     timestamptz NOT NULL,
-    created_by     text,                     -- principal id of the uploader
+    created_by     text,                     -- principal id of the uploader (NULL: an org key without number)
+    created_by_name text,                    -- the API key's name, for the run it starts
     size_bytes     bigint NOT NULL
 );
 CREATE INDEX uploads_queued ON uploads (created_at, id) WHERE queued;
