@@ -69,10 +69,10 @@ test-unit: install
 lint: install
 	@$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
 
-## bench: trigger->SUCCESS of a ~2,000-table catalog vs a plain set-based read of the same metadata
+## bench: trigger->SUCCESS of a ~2,000-table catalog vs a plain read; a 100k-resource JSONL import vs COPY
 bench: install
 	@$(TEST_ENV) bash infra/local.sh up
-	@$(TEST_ENV) $(PY) -m tests.bench.catalog_bench; status=$$?; \
+	@$(TEST_ENV) $(PY) -m tests.bench.catalog_bench && $(TEST_ENV) $(PY) -m tests.bench.import_bench; status=$$?; \
 	  $(TEST_ENV) bash infra/local.sh down; exit $$status
 
 clean: stop

@@ -1,0 +1,147 @@
+"""Benchmark: a JSONL metadata import (Secoda dialect) from upload to SUCCESS vs PostgreSQL COPYing the same rows.
+
+Builds a resources file of RESOURCES lines (1 database, 10 schemas, tables, 9 columns per table) and a lineage
+file of EDGES table-to-table edges, uploads both to a custom integration over HTTP, and waits until the import's
+run is SUCCESS with every resource and edge projected. The baseline COPYs the same rows (one per resource, one
+per edge) into plain tables of a scratch database. Prints both. Run with `make bench`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from statistics import median
+
+import aiohttp
+import asyncpg
+
+from tests.bench.catalog_bench import _samples, start_stack, wait_api
+from tests.support import recreate_database
+
+RESOURCES = int(os.environ.get("BENCH_RESOURCES", "100000"))
+EDGES = int(os.environ.get("BENCH_EDGES", "50000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+COLUMNS_PER_TABLE = 9
+SCHEMAS = 10
+KEY = "bench-key-" + uuid.uuid4().hex
+
+
+def resources() -> list[dict[str, object]]:
+    lines: list[dict[str, object]] = [{"entity_type": "database", "databuilder_id": "db", "title": "warehouse"}]
+    lines += [{"entity_type": "schema", "databuilder_id": f"db.s{s}", "parent_databuilder_id": "db",
+               "title": f"s{s}"} for s in range(SCHEMAS)]  # fmt: skip
+    table = 0
+    while len(lines) < RESOURCES:
+        table_id = f"db.s{table % SCHEMAS}.t{table}"
+        lines.append({"entity_type": "table", "databuilder_id": table_id, "title": f"t{table}",
+                      "parent_databuilder_id": f"db.s{table % SCHEMAS}", "description": f"table number {table}",
+                      "native_type": "table"})  # fmt: skip
+        for c in range(min(COLUMNS_PER_TABLE, RESOURCES - len(lines))):
+            lines.append({"entity_type": "column", "databuilder_id": f"{table_id}.c{c}", "title": f"c{c}",
+                          "parent_databuilder_id": table_id, "type": "text", "sort_order": c})  # fmt: skip
+        table += 1
+    return lines
+
+
+def edges(tables: list[str]) -> list[dict[str, object]]:
+    pairs = ((tables[i % len(tables)], tables[(i * 7 + 1) % len(tables)]) for i in range(EDGES * 2))
+    unique = list(dict.fromkeys((a, b) for a, b in pairs if a != b))[:EDGES]
+    return [{"from_identifier": {"type": "internal_resource", "databuilder_id": a},
+             "to_identifier": {"type": "internal_resource", "databuilder_id": b}} for a, b in unique]  # fmt: skip
+
+
+async def copy_baseline(dsn: str, lines: list[dict[str, object]], lineage: list[dict[str, object]]) -> float:
+    """The same rows COPYed into plain tables (the time of the COPYs only)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "DROP TABLE IF EXISTS plain_resources, plain_edges; CREATE TABLE plain_resources (databuilder_id text, "
+            "entity_type text, parent text, title text, attributes jsonb); "
+            "CREATE TABLE plain_edges (from_id text, to_id text)"
+        )
+        rows = [(r["databuilder_id"], r["entity_type"], r.get("parent_databuilder_id"), r["title"],
+                 json.dumps({k: v for k, v in r.items() if k not in ("databuilder_id", "entity_type", "title")}))
+                for r in lines]  # fmt: skip
+        edge_rows = [(e["from_identifier"]["databuilder_id"], e["to_identifier"]["databuilder_id"]) for e in lineage]  # type: ignore[index]
+        began = time.perf_counter()
+        await conn.copy_records_to_table("plain_resources", records=rows)
+        await conn.copy_records_to_table("plain_edges", records=edge_rows)
+        return time.perf_counter() - began
+    finally:
+        await conn.close()
+
+
+def jsonl(items: list[dict[str, object]]) -> bytes:
+    return "".join(json.dumps(item) + "\n" for item in items).encode()
+
+
+async def timed_import(session: aiohttp.ClientSession, url: str, db: asyncpg.Connection, integration_id: str,
+                       files: dict[str, bytes]) -> tuple[float, asyncpg.Record]:  # fmt: skip
+    form = aiohttp.FormData()
+    for name, content in files.items():
+        form.add_field(name, content, filename=f"{name}.jsonl", content_type="application/jsonl")
+    began = time.perf_counter()
+    async with session.post(f"{url}/api/v1/integration/integrations/{integration_id}/import_jsonl_metadata",
+                            data=form, headers={"Authorization": f"Bearer {KEY}"}) as response:  # fmt: skip
+        assert response.status == 200, await response.text()
+        run_id = uuid.UUID((await response.json())["run_id"])
+    while True:
+        row = await db.fetchrow("SELECT * FROM runs WHERE id = $1", run_id)
+        if row and row["status"] in ("SUCCESS", "FAILED", "CANCELLED"):
+            return time.perf_counter() - began, row
+        await asyncio.sleep(0.01)
+
+
+async def main() -> None:
+    base = os.environ["DATABASE_URL"]
+    lines = resources()
+    lineage = edges([str(r["databuilder_id"]) for r in lines if r["entity_type"] == "table"])
+    files = {"resources_file": jsonl(lines), "lineages_file": jsonl(lineage)}
+    print(f"JSONL import: {len(lines)} resources, {len(lineage)} lineage edges "
+          f"({sum(len(f) for f in files.values()) / 1e6:.1f} MB)")  # fmt: skip
+    scratch = await recreate_database(base, "bench_copy")
+    dsn = await recreate_database(base, "ingestion_bench")
+    port = 18081
+    env = os.environ | {"DATABASE_URL": dsn, "API_PORT": str(port), "BOOTSTRAP_API_KEY": KEY, "APP_ENV": "test",
+                        "LOG_LEVEL": "WARNING"}  # fmt: skip
+    processes = start_stack(env)
+    url = f"http://127.0.0.1:{port}"
+    copies: list[float] = []
+    imports: list[float] = []
+    try:
+        await wait_api(url)
+        db = await asyncpg.connect(dsn)
+        async with aiohttp.ClientSession() as session:
+            for _ in range(ROUNDS):
+                async with session.post(f"{url}/api/v1/integration/integrations", json={"type": "custom"},
+                                        headers={"Authorization": f"Bearer {KEY}"}) as response:  # fmt: skip
+                    assert response.status == 201, await response.text()
+                    integration_id = (await response.json())["id"]
+                copies.append(await copy_baseline(scratch, lines, lineage))
+                elapsed, run = await timed_import(session, url, db, integration_id, files)
+                assert run["status"] == "SUCCESS", run["message"]
+                stored = await db.fetchval("SELECT count(*) FROM assets WHERE integration_id = $1 AND deleted_at "
+                                           "IS NULL", uuid.UUID(integration_id))  # fmt: skip
+                linked = await db.fetchval("SELECT count(*) FROM lineage_edges WHERE integration_id = $1",
+                                           uuid.UUID(integration_id))  # fmt: skip
+                assert (stored, linked) == (len(lines), len(lineage)), (stored, linked, run["message"])
+                imports.append(elapsed)
+        await db.close()
+        plain = median(copies)
+        print(f"rounds: {ROUNDS} (median, then every sample)")
+        print(f"COPY of the same rows into plain tables: {plain:7.3f} s   {_samples(copies)}")
+        print(f"upload -> SUCCESS, all projected:        {median(imports):7.3f} s   "
+              f"({median(imports) / plain:.2f}x the COPY)   {_samples(imports)}")  # fmt: skip
+        print("target: upload -> SUCCESS within 3x the COPY")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
