@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 import pytest
@@ -106,6 +106,19 @@ def test_swapped_artifacts_are_refused_as_swapped(dbt_artifacts):
     assert refused.value.field == "run_results"
 
 
+@pytest.fixture
+async def conn(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection whose writes are rolled back: the asset rows these tests write bypass the run log, which
+    `rebuild` (tests/integration/test_run_log.py) expects to reproduce every read model from."""
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            yield conn
+        finally:
+            await transaction.rollback()
+
+
 async def new_dbt_integration(integrations: IntegrationService) -> uuid.UUID:
     body = {"externalId": f"dbt-{uuid.uuid4().hex[:12]}", "name": "dbt", "source": "dbt_core", "configuration": {}}
     return (await integrations.create(OWNER, NewIntegration.model_validate(body))).id
@@ -133,19 +146,18 @@ async def object_ids(conn: asyncpg.Connection, integration_id: uuid.UUID, *keys:
     return [found[key] for key in keys]
 
 
-async def test_failing_tests_name_the_models_of_the_latest_results(pool, integrations, dbt_artifacts,
+async def test_failing_tests_name_the_models_of_the_latest_results(conn, integrations, dbt_artifacts,
                                                                    dbt_artifacts_fixed):  # fmt: skip
     integration_id = await new_dbt_integration(integrations)
     snapshot = read(dbt_artifacts)
     key = {u: r.key for u, r in tables(snapshot).items()}
-    async with pool.acquire() as conn:
-        assert await failing_tests(conn, integration_id) == FailingTests(warning=[], failing=[])  # before any sync
-        await sync(conn, integration_id, snapshot.resources)
-        warning = await object_ids(conn, integration_id, key["model.tiny_shop.stg_customers"])
-        failing = await object_ids(conn, integration_id, key["model.tiny_shop.customer_orders"])
-        assert await failing_tests(conn, integration_id) == FailingTests(warning=warning, failing=failing)
-        await sync(conn, integration_id, read(dbt_artifacts_fixed).resources)
-        assert await failing_tests(conn, integration_id) == FailingTests(warning=[], failing=[])
+    assert await failing_tests(conn, integration_id) == FailingTests(warning=[], failing=[])  # before any sync
+    await sync(conn, integration_id, snapshot.resources)
+    warning = await object_ids(conn, integration_id, key["model.tiny_shop.stg_customers"])
+    failing = await object_ids(conn, integration_id, key["model.tiny_shop.customer_orders"])
+    assert await failing_tests(conn, integration_id) == FailingTests(warning=warning, failing=failing)
+    await sync(conn, integration_id, read(dbt_artifacts_fixed).resources)
+    assert await failing_tests(conn, integration_id) == FailingTests(warning=[], failing=[])
 
 
 def model(name: str) -> Resource:
@@ -156,21 +168,19 @@ def result(name: str, status: str, on: str) -> Resource:
     return Resource(f"test.{name}", "test", name, on, {"status": status})
 
 
-async def test_a_failure_or_error_outranks_warnings_and_stale_tests_or_models_count_for_nothing(pool, integrations):
+async def test_a_failure_or_error_outranks_warnings_and_stale_tests_or_models_count_for_nothing(conn, integrations):
     integration_id, other = await new_dbt_integration(integrations), await new_dbt_integration(integrations)
-    async with pool.acquire() as conn:
-        await sync(conn, other, [model("m_warned"), result("elsewhere", "fail", "m_warned")])
-        await sync(conn, integration_id, [model("m_gone"), result("old", "fail", "m_gone")])
-        await sync(conn, integration_id, [
-            model("m_both"), result("b1", "warn", "m_both"), result("b2", "fail", "m_both"),
-            model("m_error"), result("e1", "error", "m_error"), result("e2", "pass", "m_error"),
-            model("m_warned"), result("w1", "warn", "m_warned"), result("w2", "warn", "m_warned"),
-            model("m_fine"), result("f1", "pass", "m_fine"), result("f2", "skipped", "m_fine"),
-            model("m_also_warned"), result("a1", "warn", "m_also_warned"),
-            result("orphan", "fail", "m_gone"),  # its model went stale: nothing to show
-        ])  # fmt: skip
-        found = await failing_tests(conn, integration_id)
-        assert found == FailingTests(
-            warning=await object_ids(conn, integration_id, "m_also_warned", "m_warned"),
-            failing=await object_ids(conn, integration_id, "m_both", "m_error"),
-        )
+    await sync(conn, other, [model("m_warned"), result("elsewhere", "fail", "m_warned")])
+    await sync(conn, integration_id, [model("m_gone"), result("old", "fail", "m_gone")])
+    await sync(conn, integration_id, [
+        model("m_both"), result("b1", "warn", "m_both"), result("b2", "fail", "m_both"),
+        model("m_error"), result("e1", "error", "m_error"), result("e2", "pass", "m_error"),
+        model("m_warned"), result("w1", "warn", "m_warned"), result("w2", "warn", "m_warned"),
+        model("m_fine"), result("f1", "pass", "m_fine"), result("f2", "skipped", "m_fine"),
+        model("m_also_warned"), result("a1", "warn", "m_also_warned"),
+        result("orphan", "fail", "m_gone"),  # its model went stale: nothing to show
+    ])  # fmt: skip
+    assert await failing_tests(conn, integration_id) == FailingTests(
+        warning=await object_ids(conn, integration_id, "m_also_warned", "m_warned"),
+        failing=await object_ids(conn, integration_id, "m_both", "m_error"),
+    )
