@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from services.core.imports.model import InvalidUpload, Resource, Snapshot
-from services.core.imports.upload_text import checked_key, decoded, invalid, shown
+from services.core.imports.upload_text import checked_key, collector_paused, decoded, invalid, shown
 from services.core.objects import key_of
 
 PART = "file"
@@ -29,7 +29,12 @@ _SHARED = ("description", "is_view", "last_updated_time")  # table fields every 
 
 
 def parse(parts: Mapping[str, bytes]) -> Snapshot:
-    records = _records(decoded(PART, parts[PART]))
+    with collector_paused():
+        return _parse(decoded(PART, parts[PART]))
+
+
+def _parse(text: str) -> Snapshot:
+    records = _records(text)
     first = next(records, None)
     if first is None:
         raise _invalid(None, "the CSV is empty: it needs a header row and one row per column")
@@ -57,10 +62,10 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
 
 
 class _Table(NamedTuple):
-    line: int
-    description: str
-    is_view: bool
-    last_updated_time: str | None  # ISO-8601
+    line: int  # its first row
+    key: str
+    written: tuple[str, str, str]  # description, is_view, last_updated_time as the first row spells them
+    read: tuple[str, bool, str | None]  # the same, read
 
 
 class _Rows:
@@ -85,7 +90,7 @@ class _Rows:
         warnings = [f"{PART}: column(s) {', '.join(shown(name) for name in unknown)} ignored"] if unknown else []
         self.snapshot = Snapshot(warnings=warnings)
         self.parents: set[str] = set()  # database and schema keys already added
-        self.tables: dict[str, _Table] = {}
+        self.tables: dict[tuple[str, str, str], _Table] = {}
         self.columns: dict[str, int] = {}  # column key -> line
 
     def value(self, fields: list[str], name: str) -> str:
@@ -95,17 +100,23 @@ class _Rows:
     def add(self, line: int, fields: list[str]) -> None:
         if len(fields) != self.width:
             raise _invalid(line, f"{len(fields)} fields, but the header has {self.width}")
-        database, schema, table = (self.name(line, fields, name) for name in ("database", "schema", "name"))
+        names = (
+            self.name(line, fields, "database"),
+            self.name(line, fields, "schema"),
+            self.name(line, fields, "name"),
+        )
         column = self.name(line, fields, "col_name").lower()
-        column_key = checked_key(key_of([database, schema, table, column]), PART, line)
+        column_key = checked_key(key_of([*names, column]), PART, line)
         if column_key in self.columns:
             earlier = self.columns[column_key]
-            raise _invalid(line, f"column {shown(column)} of {database}.{schema}.{table} is also on line {earlier}")
+            raise _invalid(line, f"column {shown(column)} of {'.'.join(names)} is also on line {earlier}")
         self.columns[column_key] = line
-        self.add_parents(database, schema)
-        table_key = key_of([database, schema, table])
-        self.add_table(line, fields, table_key, (database, schema, table))
-        attributes: dict[str, Any] = {"databuilder_id": f"{database}.{schema}.{table}.{column}"}
+        table = self.tables.get(names)
+        if table is None:
+            table = self.add_table(line, fields, names)
+        else:
+            self.check_table(line, fields, names, table)
+        attributes: dict[str, Any] = {"databuilder_id": f"{'.'.join(names)}.{column}"}
         description, data_type = self.value(fields, "col_description"), self.value(fields, "col_type")
         if description:
             attributes["description"] = description
@@ -113,7 +124,7 @@ class _Rows:
             attributes["type"] = data_type
         if self.sort_order is not None and self.value(fields, self.sort_order):
             attributes["sort_order"] = _sort_order(line, self.sort_order, self.value(fields, self.sort_order))
-        self.snapshot.resources.append(Resource(column_key, "column", column, table_key, attributes))
+        self.snapshot.resources.append(Resource(column_key, "column", column, table.key, attributes))
 
     def name(self, line: int, fields: list[str], column: str) -> str:
         text = self.value(fields, column)
@@ -135,35 +146,42 @@ class _Rows:
             attributes = {"databuilder_id": f"{database}.{schema}"}
             self.snapshot.resources.append(Resource(schema_key, "schema", schema, database_key, attributes))
 
-    def add_table(self, line: int, fields: list[str], key: str, names: tuple[str, str, str]) -> None:
-        """Adds the table on its first row; later rows must agree on its fields (spec §3 [A])."""
-        is_view = _is_view(line, self.value(fields, "is_view"))
-        row = _Table(
-            line, self.value(fields, "description"), is_view, _epoch(line, self.value(fields, "last_updated_time"))
-        )
-        first = self.tables.get(key)
-        if first is not None:
-            for label, value, earlier in zip(_SHARED, row[1:], first[1:], strict=True):
-                if value != earlier:
-                    problem = f"{label} of table {'.'.join(names)} differs from line {first.line}"
-                    raise _invalid(line, f"{problem}; every row of a table must give the same {', '.join(_SHARED)}")
+    def add_table(self, line: int, fields: list[str], names: tuple[str, str, str]) -> _Table:
+        """The table of a first row, added after its database and schema."""
+        written = self.shared(fields)
+        description, is_view, updated_at = read = _read_shared(line, written)
+        table = self.tables[names] = _Table(line, key_of(names), written, read)
+        self.add_parents(*names[:2])
+        attributes: dict[str, Any] = {"databuilder_id": ".".join(names), "native_type": "view" if is_view else "table"}
+        if description:
+            attributes["description"] = description
+        if updated_at is not None:
+            attributes["external_updated_at"] = updated_at
+        self.snapshot.resources.append(Resource(table.key, "table", names[2], key_of(names[:2]), attributes))
+        return table
+
+    def check_table(self, line: int, fields: list[str], names: tuple[str, str, str], table: _Table) -> None:
+        """A later row of a table gives the same table fields as its first (spec §3 [A]), if maybe spelt otherwise."""
+        written = self.shared(fields)
+        if written == table.written:
             return
-        self.tables[key] = row
-        attributes: dict[str, Any] = {
-            "databuilder_id": ".".join(names),
-            "native_type": "view" if row.is_view else "table",
-        }
-        if row.description:
-            attributes["description"] = row.description
-        if row.last_updated_time is not None:
-            attributes["external_updated_at"] = row.last_updated_time
-        self.snapshot.resources.append(Resource(key, "table", names[2], key_of(names[:2]), attributes))
+        for label, value, first in zip(_SHARED, _read_shared(line, written), table.read, strict=True):
+            if value != first:
+                problem = f"{label} of table {'.'.join(names)} differs from line {table.line}"
+                raise _invalid(line, f"{problem}; every row of a table must give the same {', '.join(_SHARED)}")
+
+    def shared(self, fields: list[str]) -> tuple[str, str, str]:
+        description, is_view, updated_at = (self.value(fields, name) for name in _SHARED)
+        return description, is_view, updated_at
+
+
+def _read_shared(line: int, written: tuple[str, str, str]) -> tuple[str, bool, str | None]:
+    return written[0], _is_view(line, written[1]), _epoch(line, written[2])
 
 
 def _sort_order(line: int, header: str, text: str) -> int:
-    if (
-        not (text.isascii() and text.isdecimal()) or len(text) > 10 or int(text) > MAX_SORT_ORDER
-    ):  # 10: int() limits digits
+    # The length first: int() refuses strings of thousands of digits.
+    if not (text.isascii() and text.isdecimal()) or len(text) > 10 or int(text) > MAX_SORT_ORDER:
         raise _invalid(line, f"{header} must be an integer from 0 to {MAX_SORT_ORDER} (got {shown(text)})")
     return int(text)
 

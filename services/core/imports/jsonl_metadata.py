@@ -103,7 +103,7 @@ _SCAN = make_scanner(_DECODER)  # type: ignore[arg-type]
 
 
 def _loads(line: str) -> Any:
-    """json.loads, without its two white-space regexes for the usual line (nothing around the value): 2x faster."""
+    """json.loads without its two white-space regexes when nothing surrounds the value (~30% less time a line)."""
     try:
         item, end = _SCAN(line, 0)
     except StopIteration:  # a syntax error at the start: the full decoder says which
