@@ -147,6 +147,7 @@ class _Ends:
     def __init__(self, resources: Mapping[str, Record]) -> None:
         self.resources = resources
         self.internal: dict[str, Internal] = {}
+        self.queries: dict[str, QueriedTables] = {}  # a file may repeat a query for many targets: parse it once
 
     def end(self, line: int, item: dict[str, Any], side: str) -> LineageEnd:
         lineage_id = item.get(side)
@@ -168,9 +169,23 @@ class _Ends:
             if side == "to_identifier":
                 problem = "tables_from_query can only be a from_identifier (data flows from the tables the query reads)"
                 raise invalid(LINEAGES, line, problem)
-            return QueriedTables(_queried(line, _field(line, lineage_id, side, "sql")))
+            return self.queried(line, _field(line, lineage_id, side, "sql"))
         got = shown(kind) if "type" in lineage_id else "none"
         raise invalid(LINEAGES, line, f"{side}.type must be one of {', '.join(LINEAGE_TYPES)} (got {got})")
+
+    def queried(self, line: int, sql: str) -> QueriedTables:
+        from services.core.imports.sql_tables import tables_read  # sqlglot loads only when an upload has SQL
+
+        end = self.queries.get(sql)
+        if end is None:
+            try:
+                tables = tables_read(sql)
+            except InvalidUpload as error:
+                raise invalid(LINEAGES, line, f"from_identifier.sql: {error.detail}") from None
+            if not tables:
+                raise invalid(LINEAGES, line, "from_identifier.sql reads no table")
+            end = self.queries[sql] = QueriedTables(tables)
+        return end
 
     def internal_end(self, line: int, databuilder_id: str, side: str) -> Internal:
         end = self.internal.get(databuilder_id)
@@ -189,15 +204,3 @@ def _field(line: int, lineage_id: dict[str, Any], side: str, field: str) -> str:
 def _table(line: int, lineage_id: dict[str, Any], side: str) -> ExternalTable:
     database, schema, table = (_field(line, lineage_id, side, name) for name in ("database", "schema", "table"))
     return ExternalTable(database, schema, table)
-
-
-def _queried(line: int, sql: str) -> tuple[ExternalTable, ...]:
-    from services.core.imports.sql_tables import tables_read  # sqlglot loads only when an upload has SQL
-
-    try:
-        tables = tables_read(sql)
-    except InvalidUpload as error:
-        raise invalid(LINEAGES, line, f"from_identifier.sql: {error.detail}") from None
-    if not tables:
-        raise invalid(LINEAGES, line, "from_identifier.sql reads no table")
-    return tables

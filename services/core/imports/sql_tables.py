@@ -9,8 +9,6 @@ the common ANSI/PostgreSQL syntax; several statements separated by ';' are read 
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
@@ -30,11 +28,6 @@ def tables_read(sql: str) -> tuple[ExternalTable, ...]:
     does not parse, or is no query, raises InvalidUpload whose detail (no final period) the caller prefixes with the
     part, line and field.
     """
-    return _tables_read(sql)
-
-
-@lru_cache(maxsize=4096)  # lineage files repeat the same query for many targets; parsing costs ~0.5 ms
-def _tables_read(sql: str) -> tuple[ExternalTable, ...]:
     statements = _statements(sql)
     found: dict[ExternalTable, None] = {}  # ordered set
     for statement in statements:
