@@ -17,23 +17,13 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from services.api.problems import BadRequest, Handler
+from services.core.imports.upload_text import text_problem  # one rule for the API's and the uploads' text
 
 M = TypeVar("M", bound=BaseModel)
 
 # Page numbers stay small enough that page * limit (<= 200) never overflows PostgreSQL's bigint OFFSET.
 MAX_PAGE = 2**31 - 1
 _INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: int() would also take '1_0', ' 7' or '٣'
-
-
-def text_problem(value: str) -> str | None:
-    """Why `value` cannot be stored as text, or None when it can."""
-    if "\x00" in value:
-        return "NUL characters (\\u0000) are not allowed"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "unpaired UTF-16 surrogates (\\ud800-\\udfff) are not valid text"
-    return None
 
 
 def checked_text(value: str, field: str, where: str) -> str:
