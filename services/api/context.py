@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from services.core.access import AccessService
+from services.core.catalog import CatalogService
 from services.core.connections import ConnectionService
 from services.core.data_objects import ObjectService
 from services.core.ingestion import Runtime
@@ -23,6 +24,7 @@ class ApiDeps:
     connections: ConnectionService
     objects: ObjectService
     tasks: TaskService
+    catalog: CatalogService
 
 
 DEPS = web.AppKey("deps", ApiDeps)
