@@ -11,7 +11,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from services.api import admin, entropy, immuta_v1, immuta_v2, secoda
+from services.api import admin, entropy, immuta_v1, immuta_v2, secoda, secoda_catalog
 from services.api.auth import auth_middleware
 from services.api.context import DEPS, ApiDeps
 from services.api.params import path_text_middleware
@@ -26,6 +26,7 @@ from services.api.problems import (
 )
 from services.api.settings import ApiSettings
 from services.core.access import AccessService
+from services.core.catalog import CatalogService
 from services.core.connection_tests import ConnectionTests
 from services.core.connections import ConnectionService
 from services.core.crypto import CredentialCipher
@@ -60,6 +61,7 @@ def create_app(settings: ApiSettings) -> web.Application:
             runtime=runtime, integrations=integrations, access=access, connections=connections,
             objects=ObjectService(runtime, connections), tasks=TaskService(runtime, connections),
             uploads=UploadService(runtime, integrations),
+            catalog=CatalogService(runtime),
         )  # fmt: skip
         listener = asyncio.create_task(tests.listen(), name="connection_test_listener")
         try:
@@ -77,7 +79,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     # longest matching prefix: /api/connections/... is Immuta's, the rest of /api/... ours (Entropy's).
     app.add_subapp("/api/connections", dialect_app(immuta_v2.routes, IMMUTA))
     app.add_subapp("/data", dialect_app(immuta_v1.routes, IMMUTA))
-    app.add_subapp("/api/v1", dialect_app(secoda.routes, SECODA))
+    app.add_subapp("/api/v1", dialect_app(secoda.routes, SECODA, secoda_catalog.routes))
     app.add_subapp("/api/v2", dialect_app(secoda.v2_routes, SECODA))
     # Our own write endpoints first: the dialect's GET /api/integrations/{externalId} must not shadow them.
     app.add_subapp("/api", dialect_app(admin.routes, ENTROPY, entropy.routes))

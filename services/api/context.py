@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from services.core.access import AccessService
+from services.core.catalog import CatalogService
 from services.core.connections import ConnectionService
 from services.core.data_objects import ObjectService
 from services.core.ingestion import Runtime
@@ -25,6 +26,7 @@ class ApiDeps:
     objects: ObjectService
     tasks: TaskService
     uploads: UploadService
+    catalog: CatalogService
 
 
 DEPS = web.AppKey("deps", ApiDeps)

@@ -47,10 +47,11 @@ def resources() -> list[dict[str, object]]:
 
 
 def edges(tables: list[str]) -> list[dict[str, object]]:
-    pairs = ((tables[i % len(tables)], tables[(i * 7 + 1) % len(tables)]) for i in range(EDGES * 2))
-    unique = list(dict.fromkeys((a, b) for a, b in pairs if a != b))[:EDGES]
+    """EDGES distinct table-to-table edges: each table feeds the next few (round r links table i to i + r + 1)."""
+    n = len(tables)
+    pairs = [(tables[i % n], tables[(i % n + i // n + 1) % n]) for i in range(EDGES)]
     return [{"from_identifier": {"type": "internal_resource", "databuilder_id": a},
-             "to_identifier": {"type": "internal_resource", "databuilder_id": b}} for a, b in unique]  # fmt: skip
+             "to_identifier": {"type": "internal_resource", "databuilder_id": b}} for a, b in pairs]  # fmt: skip
 
 
 async def copy_baseline(dsn: str, lines: list[dict[str, object]], lineage: list[dict[str, object]]) -> float:

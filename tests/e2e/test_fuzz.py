@@ -74,7 +74,7 @@ DOCUMENTS = {
     # validation once CONNECTION_TEST_TIMEOUT_SECONDS (short, below) have passed; nothing dials a generated host.
     "immuta-v2": Document("/openapi/immuta-v2.yaml", "Authorization: Bearer {key}", 19, 50),
     "immuta-v1": Document("/openapi/immuta-v1.yaml", "Authorization: Bearer {key}", 8, 80),
-    "secoda": Document("/openapi/secoda.yaml", "Authorization: Bearer {key}", 5, 40),
+    "secoda": Document("/openapi/secoda.yaml", "Authorization: Bearer {key}", 13, 40),
 }  # fmt: skip
 
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 HEADER = "database,schema,name,description,is_view,last_updated_time,col_name,col_description,col_type,sort_order\n"
 ORDERS_CSV = HEADER + (
     'shop,public,orders,"All orders, one row each",false,1700000000,ID,Order id,bigint,1\n'
-    'shop,public,orders,"All orders, one row each",false,1700000000,amount,"Total, in cents",numeric(12,2),2\n'
+    'shop,public,orders,"All orders, one row each",false,1700000000,amount,"Total, in cents","numeric(12,2)",2\n'
     "shop,public,customers,People,false,None,id,Customer id,bigint,1\n"
     "shop,public,recent,Last week,true,,order_id,,bigint,0\n"
 )

@@ -68,3 +68,7 @@ CREATE INDEX assets_tables_by_lower_name ON assets (lower(name), integration_id)
     WHERE kind IN ('table', 'view', 'materialized_view', 'foreign_table') AND deleted_at IS NULL;
 -- The Secoda catalog lists an integration's resources in creation order.
 CREATE INDEX assets_catalog ON assets (integration_id, created_at, object_id) WHERE deleted_at IS NULL;
+-- ... the children of one resource (a table's columns included), and everything a key sees, in the same order.
+CREATE INDEX assets_catalog_by_parent ON assets (integration_id, parent_key, created_at, object_id)
+    WHERE deleted_at IS NULL;
+CREATE INDEX assets_catalog_all ON assets (created_at, object_id) WHERE deleted_at IS NULL;
