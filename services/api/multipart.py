@@ -4,6 +4,7 @@ that sent something else (Secoda's docs print the form as JSON: some clients sen
 from __future__ import annotations
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from services.api.problems import BadRequest
 
@@ -43,8 +44,9 @@ async def read_parts(
                     chunks.extend(chunk)
             if keep:
                 parts[name] = bytes(chunks)
-    except ValueError as error:  # a truncated or malformed body
-        raise BadRequest(f"{how}: the multipart body cannot be read ({error}).", field="body") from None
+    except (ValueError, HttpProcessingError) as error:  # a truncated body, a malformed part header
+        reason = error.message if isinstance(error, HttpProcessingError) else str(error)
+        raise BadRequest(f"{how}: the multipart body cannot be read ({reason[:100]}).", field="body") from None
     for name in expected:
         if name not in parts:
             raise BadRequest(f"{how}: the part '{name}' is missing.", field=name)

@@ -61,15 +61,16 @@ async def test_dbt_artifacts_sync_models_lineage_and_failing_tests(secoda: Secod
 
     resources = await catalog(secoda, of(dbt))
     models = {r["title"]: r for r in resources if r["entity_type"] == "table"}
-    assert {"stg_customers", "stg_orders", "customer_orders", "raw_orders"} <= set(models), sorted(models)
+    assert set(models) == {"stg_customers", "stg_orders", "customer_orders", "raw_orders", "shop_customers"}, models
     assert models["customer_orders"]["description"] == "Orders and revenue per customer."
     assert (models["stg_orders"]["native_type"], models["customer_orders"]["native_type"]) == ("view", "table")
     columns = await catalog(secoda, {"operator": "and", "operands": [
         of(dbt), {"operator": "exact", "field": "parent_id", "value": models["customer_orders"]["id"]}]})  # fmt: skip
     assert {c["title"]: c["description"] for c in columns}["revenue"] == "Sum of order totals."
     status, lineage = await secoda.call("GET", f"/api/v1/lineage/manual/?to_entity={models['customer_orders']['id']}")
-    assert {row["from_entity"] for row in lineage["results"]} >= {models["stg_orders"]["id"],
-                                                                  models["stg_customers"]["id"]}  # fmt: skip
+    assert [row["from_entity"] for row in lineage["results"]] == [models["stg_orders"]["id"]]  # model -> model
+    status, lineage = await secoda.call("GET", f"/api/v1/lineage/manual/?to_entity={models['stg_customers']['id']}")
+    assert [row["from_entity"] for row in lineage["results"]] == [models["shop_customers"]["id"]]  # source -> model
 
     status, found = await secoda.call("GET", f"{DBT}/{dbt}/failing_tests/")
     assert status == 200 and len(found["failing"]) == 1 and len(found["warning"]) == 1, found

@@ -128,6 +128,12 @@ async def test_a_bad_upload_is_refused_whole_naming_part_line_and_field(secoda: 
     status, problem = await secoda.call("POST", f"{BASE}/{integration_id}/import_jsonl_metadata",
                                         data=multipart(lineages_file="{}"))  # fmt: skip
     assert status == 400 and "resources_file" in problem["detail"], problem
+    # A part header that is not valid (a name with control characters): the body cannot be read, a 400.
+    boundary = "b0undary"
+    raw = (f'--{boundary}\r\nContent-Disposition: form-data; name="\x0e\xf6"\r\n\r\nx\r\n--{boundary}--\r\n').encode()
+    form = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    status, problem = await secoda.call("POST", f"{BASE}/{integration_id}/import_metadata", data=raw, headers=form)
+    assert status == 400 and "multipart" in problem["detail"], problem
     # Nothing was stored or started.
     async with secoda.session.get(f"{secoda.url}/api/integrations/{integration_id}/runs",
                                   headers={"x-api-key": ADMIN_KEY}) as response:  # fmt: skip
@@ -162,8 +168,13 @@ async def test_uploads_queue_and_are_imported_in_order(secoda: Secoda) -> None:
 
 
 async def test_jsonl_with_lineage_to_another_integrations_tables(secoda: Secoda) -> None:
+    # Names of its own: every integration's tables of that name would match (each gets an edge, as the spec says).
+    tag = uuid.uuid4().hex[:8]
+    orders, recent, customers = f"orders_{tag}", f"recent_{tag}", f"customers_{tag}"
+    csv = ORDERS_CSV.replace("orders,", f"{orders},").replace("recent,", f"{recent},").replace(
+        "customers,", f"{customers},")  # fmt: skip
     warehouse = await custom(secoda, "Warehouse")
-    assert (await imported(secoda, warehouse, "import_metadata", file=ORDERS_CSV))["status"] == "SUCCESS"
+    assert (await imported(secoda, warehouse, "import_metadata", file=csv))["status"] == "SUCCESS"
     reports = await custom(secoda, "BI")
     resources = "\n".join(json.dumps(line) for line in [
         {"entity_type": "dashboard_group", "databuilder_id": "bi", "title": "BI"},
@@ -174,11 +185,11 @@ async def test_jsonl_with_lineage_to_another_integrations_tables(secoda: Secoda)
     ])  # fmt: skip
     lineage = "\n".join(json.dumps(line) for line in [
         {"from_identifier": {"type": "external_table", "cluster": "x", "database": "SHOP", "schema": "public",
-                             "table": "orders"},
+                             "table": orders.upper()},
          "to_identifier": {"type": "internal_resource", "databuilder_id": "bi.sales"}},
         {"from_identifier": {"type": "tables_from_query",
-                             "sql": "WITH r AS (SELECT * FROM public.recent) SELECT * FROM r JOIN customers USING (id)",
-                             },
+                             "sql": f"WITH r AS (SELECT * FROM public.{recent}) "
+                                    f"SELECT * FROM r JOIN {customers} USING (id)"},
          "to_identifier": {"type": "internal_resource", "databuilder_id": "bi.sales.revenue"}},
         {"from_identifier": {"type": "internal_resource", "databuilder_id": "bi.sales"},
          "to_identifier": {"type": "internal_resource", "databuilder_id": "bi.sales.revenue"}},
@@ -192,15 +203,15 @@ async def test_jsonl_with_lineage_to_another_integrations_tables(secoda: Secoda)
     assert status == 200, into_revenue
     sources = {row["from_entity"] for row in into_revenue["results"]}
     # 'recent' and 'customers' read by the query (the CTE name is not a table), and the dashboard.
-    assert sources == {theirs["recent"]["id"], theirs["customers"]["id"], mine["Sales"]["id"]}, into_revenue
-    status, out_of_orders = await secoda.call("GET", f"/api/v1/lineage/manual/?from_entity={theirs['orders']['id']}")
+    assert sources == {theirs[recent]["id"], theirs[customers]["id"], mine["Sales"]["id"]}, into_revenue
+    status, out_of_orders = await secoda.call("GET", f"/api/v1/lineage/manual/?from_entity={theirs[orders]['id']}")
     assert [row["to_entity"] for row in out_of_orders["results"]] == [mine["Sales"]["id"]]
     assert out_of_orders["results"][0]["direction"] == "DOWNSTREAM"
 
     # Deleting the integration takes its resources and its lineage out of the read side.
     assert (await secoda.call("DELETE", f"{BASE}/{reports}"))[0] == 204
     assert await catalog(secoda, of(reports)) == []
-    status, gone = await secoda.call("GET", f"/api/v1/lineage/manual/?from_entity={theirs['orders']['id']}")
+    status, gone = await secoda.call("GET", f"/api/v1/lineage/manual/?from_entity={theirs[orders]['id']}")
     assert (status, gone["count"]) == (200, 0)
     assert (await secoda.call("GET", f"/api/v1/resource/all/{mine['Sales']['id']}"))[0] == 404
 
