@@ -12,7 +12,7 @@ import asyncpg
 
 from services.core.imports import ExternalColumn, ExternalTable, Internal, LineageEdge, LineageEnd, QueriedTables
 
-Ref = tuple[uuid.UUID, str]  # (integration id, asset key)
+Ref = tuple[str, str]  # (integration id as text, asset key): as reported, converted once per resolved asset
 
 # A table is matched through its parent chain: schema (its parent), database (the schema's parent).
 _MATCH_TABLES = """
@@ -46,10 +46,11 @@ async def resolve(conn: asyncpg.Connection, integration_id: uuid.UUID, edges: li
     column_matches = await _match_columns(conn, columns, table_matches)
     result = ResolvedLineage()
     seen: set[tuple[Ref, Ref]] = set()
+    own = str(integration_id)
 
     def refs(end: LineageEnd) -> list[Ref]:
         if isinstance(end, Internal):
-            return [(integration_id, end.key)]
+            return [(own, end.key)]
         if isinstance(end, ExternalColumn):
             found = column_matches.get(end, [])
         elif isinstance(end, ExternalTable):
@@ -66,8 +67,8 @@ async def resolve(conn: asyncpg.Connection, integration_id: uuid.UUID, edges: li
             for target in targets:
                 if (source, target) not in seen and source != target:
                     seen.add((source, target))
-                    result.edges.append({"from_integration_id": str(source[0]), "from_key": source[1],
-                                         "to_integration_id": str(target[0]), "to_key": target[1]})  # fmt: skip
+                    result.edges.append({"from_integration_id": source[0], "from_key": source[1],
+                                         "to_integration_id": target[0], "to_key": target[1]})  # fmt: skip
     return result
 
 
@@ -102,7 +103,7 @@ async def _match_tables(
     )  # fmt: skip
     found: dict[ExternalTable, list[Ref]] = {}
     for row in sorted(rows, key=lambda r: (r["i"], str(r["integration_id"]), r["asset_key"])):
-        found.setdefault(tables[row["i"]], []).append((row["integration_id"], row["asset_key"]))
+        found.setdefault(tables[row["i"]], []).append((str(row["integration_id"]), row["asset_key"]))
     return found
 
 
@@ -113,10 +114,11 @@ async def _match_columns(
     if not probes:
         return {}
     rows = await conn.fetch(
-        _MATCH_COLUMNS, list(range(len(probes))), [ref[0] for _, ref in probes], [ref[1] for _, ref in probes],
+        _MATCH_COLUMNS, list(range(len(probes))), [uuid.UUID(ref[0]) for _, ref in probes],
+        [ref[1] for _, ref in probes],
         [column.column.lower() for column, _ in probes],
     )  # fmt: skip
     found: dict[ExternalColumn, list[Ref]] = {}
     for row in sorted(rows, key=lambda r: (r["i"], r["asset_key"])):
-        found.setdefault(probes[row["i"]][0], []).append((row["integration_id"], row["asset_key"]))
+        found.setdefault(probes[row["i"]][0], []).append((str(row["integration_id"]), row["asset_key"]))
     return found
