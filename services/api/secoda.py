@@ -201,40 +201,40 @@ def _integration_id(request: web.Request) -> uuid.UUID:
         raise NotFound("Integration not found.") from None
 
 
-async def _import(request: web.Request, format_: Format) -> web.Response:
-    """Validate the whole upload, store it and queue its import: 200 once stored; the import runs after."""
-    integration_id = _integration_id(request)
-    await deps(request).integrations.get_by_id(principal(request), integration_id)  # 404 before reading a body
+async def _upload(request: web.Request, format_: Format) -> web.Response:
+    """Validate the whole upload and store it: 200 once stored. A CSV/JSONL import then runs (`run_id`), or waits
+    for the integration's current sync (`run_id` null); dbt artifacts wait for a trigger."""
+    service = deps(request).uploads
+    # 404/403/400 before a byte of the body is read.
+    integration = await service.target(principal(request), _integration_id(request), format_)
     spec = FORMATS[format_]
     parts = await read_parts(request, spec.required_parts, spec.optional_parts)
-    accepted = await deps(request).uploads.accept(principal(request), integration_id, format_, parts)
-    run = accepted.run
-    message = "Upload stored; its import is running." if run else \
-        "Upload stored; its import starts when the integration's current sync ends."  # fmt: skip
-    return web.json_response({"message": message, "upload_id": str(accepted.upload_id),
-                              "run_id": str(run.run_id) if run else None})  # fmt: skip
+    accepted = await service.accept(principal(request), integration, format_, parts)
+    body: dict[str, Any] = {"upload_id": str(accepted.upload_id)}
+    if not spec.queued:
+        body["message"] = "Artifacts stored; trigger a sync to import them."
+    elif accepted.run is not None:
+        body |= {"message": "Upload stored; its import is running.", "run_id": str(accepted.run.run_id)}
+    else:
+        body |= {"message": "Upload stored; its import starts when the integration's current sync ends.",
+                 "run_id": None}  # fmt: skip
+    return web.json_response(body)
 
 
 @both(routes, "POST", "/integration/integrations/{integration_id}/import_metadata")
 async def import_metadata(request: web.Request) -> web.Response:
-    return await _import(request, Format.FILE_CSV)
+    return await _upload(request, Format.FILE_CSV)
 
 
 @both(routes, "POST", "/integration/integrations/{integration_id}/import_jsonl_metadata")
 async def import_jsonl_metadata(request: web.Request) -> web.Response:
-    return await _import(request, Format.FILE_JSONL)
+    return await _upload(request, Format.FILE_JSONL)
 
 
 @both(routes, "POST", "/integration/dbt/{integration_id}/upload_artifacts")
 async def upload_artifacts(request: web.Request) -> web.Response:
     """Store the latest manifest and run results (validated); a trigger syncs them."""
-    integration_id = _integration_id(request)
-    await deps(request).integrations.get_by_id(principal(request), integration_id)
-    spec = FORMATS[Format.DBT_CORE]
-    parts = await read_parts(request, spec.required_parts, spec.optional_parts)
-    accepted = await deps(request).uploads.accept(principal(request), integration_id, Format.DBT_CORE, parts)
-    return web.json_response({"message": "Artifacts stored; trigger a sync to import them.",
-                              "upload_id": str(accepted.upload_id)})  # fmt: skip
+    return await _upload(request, Format.DBT_CORE)
 
 
 @both(routes, "POST", "/integration/dbt/{integration_id}/trigger")

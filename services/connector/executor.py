@@ -148,7 +148,7 @@ class RunExecutor:
             await self._crawl_within_limit(run)
         except asyncio.CancelledError:
             if not handle.user_cancelled:
-                await self._finish(run, RunFailed, "The connector stopped during the run; trigger it again.")
+                await self._finish(run, RunFailed, f"The connector stopped during the run. {ctx.run.how_to_retry}")
                 raise
             current = asyncio.current_task()
             if current is not None:
@@ -159,7 +159,7 @@ class RunExecutor:
             await self._finish(run, RunFailed, redact_text(str(error), run.secrets))
         except ReportsLost as lost:
             await self._finish(run, RunFailed, f"Reporting to Kafka failed, so the run cannot succeed: {lost} "
-                                               "Trigger it again once Kafka is healthy.")  # fmt: skip
+                                               f"Once Kafka is healthy: {ctx.run.how_to_retry}")  # fmt: skip
         except Exception as error:  # any bug must still end the run, never leave it RUNNING
             log.exception("run_crashed")
             detail = redact_text(f"{type(error).__name__}: {error}", run.secrets)
@@ -262,7 +262,9 @@ class RunExecutor:
         edges = plugin.lineage()
         if not edges:
             return ResolvedLineage()
-        resolved = await with_database(self._pool, lambda conn: resolve(conn, run.ctx.run.integration_id, edges))
+        resolved = await with_database(
+            self._pool, lambda conn: resolve(conn, run.ctx.run.integration_id, run.ctx.owning_team_id, edges)
+        )
 
         def event(items: list[Any]) -> LineageReported:
             payload = LineageReportedPayload.model_construct(edges=items)

@@ -11,26 +11,9 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from services.core.imports import ExternalColumn, ExternalTable, Internal, LineageEdge, LineageEnd, QueriedTables
+from services.core.store import lineage as lineage_store
 
 Ref = tuple[str, str]  # (integration id as text, asset key): as reported, converted once per resolved asset
-
-# A table is matched through its parent chain: schema (its parent), database (the schema's parent).
-_MATCH_TABLES = """
-SELECT r.i, t.integration_id, t.asset_key
-FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS r(i, db, sch, tbl)
-JOIN assets t ON lower(t.name) = r.tbl AND t.deleted_at IS NULL AND t.integration_id <> $5
-             AND t.kind IN ('table', 'view', 'materialized_view', 'foreign_table')  -- the partial index's predicate
-LEFT JOIN assets s ON s.integration_id = t.integration_id AND s.asset_key = t.parent_key AND s.deleted_at IS NULL
-LEFT JOIN assets d ON d.integration_id = t.integration_id AND d.asset_key = s.parent_key AND d.deleted_at IS NULL
-WHERE (r.sch IS NULL OR lower(s.name) = r.sch) AND (r.db IS NULL OR lower(d.name) = r.db)
-"""
-
-_MATCH_COLUMNS = """
-SELECT r.i, c.integration_id, c.asset_key
-FROM unnest($1::int[], $2::uuid[], $3::text[], $4::text[]) AS r(i, integration_id, table_key, col)
-JOIN assets c ON c.integration_id = r.integration_id AND c.parent_key = r.table_key AND c.kind = 'column'
-             AND lower(c.name) = r.col AND c.deleted_at IS NULL
-"""
 
 
 @dataclass
@@ -39,9 +22,13 @@ class ResolvedLineage:
     unmatched: int = 0  # external references that matched no asset (skipped: they may appear later)
 
 
-async def resolve(conn: asyncpg.Connection, integration_id: uuid.UUID, edges: list[LineageEdge]) -> ResolvedLineage:
+async def resolve(
+    conn: asyncpg.Connection, integration_id: uuid.UUID, team: uuid.UUID | None, edges: list[LineageEdge]
+) -> ResolvedLineage:
+    """The edges between assets; external ends only among the integrations `team` (the asserting integration's
+    owning team; None: an org owner's integration) can see."""
     tables = sorted({t for end in _ends(edges) for t in _tables_of(end)}, key=repr)
-    table_matches = await _match_tables(conn, integration_id, tables)
+    table_matches = await _match_tables(conn, integration_id, team, tables)
     columns = sorted({end for end in _ends(edges) if isinstance(end, ExternalColumn)}, key=repr)
     column_matches = await _match_columns(conn, columns, table_matches)
     result = ResolvedLineage()
@@ -93,17 +80,14 @@ def _lower(value: str | None) -> str | None:
 
 
 async def _match_tables(
-    conn: asyncpg.Connection, integration_id: uuid.UUID, tables: list[ExternalTable]
+    conn: asyncpg.Connection, integration_id: uuid.UUID, team: uuid.UUID | None, tables: list[ExternalTable]
 ) -> dict[ExternalTable, list[Ref]]:
     if not tables:
         return {}
-    rows = await conn.fetch(
-        _MATCH_TABLES, list(range(len(tables))), [_lower(t.database) for t in tables],
-        [_lower(t.schema) for t in tables], [t.table.lower() for t in tables], integration_id,
-    )  # fmt: skip
+    names = [(_lower(t.database), _lower(t.schema), t.table.lower()) for t in tables]
     found: dict[ExternalTable, list[Ref]] = {}
-    for row in sorted(rows, key=lambda r: (r["i"], str(r["integration_id"]), r["asset_key"])):
-        found.setdefault(tables[row["i"]], []).append((str(row["integration_id"]), row["asset_key"]))
+    for i, integration, key in await lineage_store.match_tables(conn, integration_id, team, names):
+        found.setdefault(tables[i], []).append((str(integration), key))
     return found
 
 
@@ -113,12 +97,8 @@ async def _match_columns(
     probes = [(column, ref) for column in columns for ref in tables.get(column.table, [])]
     if not probes:
         return {}
-    rows = await conn.fetch(
-        _MATCH_COLUMNS, list(range(len(probes))), [uuid.UUID(ref[0]) for _, ref in probes],
-        [ref[1] for _, ref in probes],
-        [column.column.lower() for column, _ in probes],
-    )  # fmt: skip
+    named = [(uuid.UUID(ref[0]), ref[1], column.column.lower()) for column, ref in probes]
     found: dict[ExternalColumn, list[Ref]] = {}
-    for row in sorted(rows, key=lambda r: (r["i"], r["asset_key"])):
-        found.setdefault(probes[row["i"]][0], []).append((str(row["integration_id"]), row["asset_key"]))
+    for i, integration, key in await lineage_store.match_columns(conn, named):
+        found.setdefault(probes[i][0], []).append((str(integration), key))
     return found

@@ -60,13 +60,7 @@ async def editable_integration(
     checks (KEY SHARE) of the projector appending this integration's run events while it holds a run's lock,
     so a cancel (integration, then run) and the projector (run, then integration) never deadlock."""
     integration = await visible_integration(conn, principal, external_id)
-    if not principal.can_edit(integration.owning_team_id):
-        needed = (
-            f"INGESTION_EDIT on team '{integration.owning_team_external_id}'"
-            if integration.owning_team_id
-            else "organization-owner privileges (the integration has no owning team)"
-        )
-        raise Forbidden(f"This API key lacks {needed}.")
+    require_edit(principal, integration)
     if lock:
         await conn.execute("SELECT 1 FROM integrations WHERE id = $1 FOR NO KEY UPDATE", integration.id)
         locked = await integration_store.get_by_external_id(conn, external_id)
@@ -74,6 +68,16 @@ async def editable_integration(
             raise NotFound(f"Integration '{external_id}' was not found, or this API key cannot see it.")
         integration = locked
     return integration
+
+
+def require_edit(principal: Principal, integration: Integration) -> None:
+    if not principal.can_edit(integration.owning_team_id):
+        needed = (
+            f"INGESTION_EDIT on team '{integration.owning_team_external_id}'"
+            if integration.owning_team_id
+            else "organization-owner privileges (the integration has no owning team)"
+        )
+        raise Forbidden(f"This API key lacks {needed}.")
 
 
 def requester(principal: Principal) -> Requester:

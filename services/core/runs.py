@@ -99,6 +99,13 @@ class RunState:
     updated_at: datetime | None = None  # when the last event applied
     upload_id: uuid.UUID | None = None  # the upload a sync imports; None: a crawl of the source
 
+    @property
+    def how_to_retry(self) -> str:
+        """What a person does to run it again: an import's upload is gone once its run ended."""
+        if self.upload_id is not None:
+            return "Upload the file again (dbt artifacts: trigger the sync again)."
+        return "Trigger the integration again."
+
 
 # ---- commands -------------------------------------------------------------------------------
 

@@ -19,7 +19,14 @@ import structlog
 
 from services.core.errors import AlreadyRunning, InvalidInput
 from services.core.imports.formats import FORMATS, Format, UploadFormat
-from services.core.ingestion import Runtime, SyncRequest, claim_run, editable_integration, visible_integration
+from services.core.ingestion import (
+    Runtime,
+    SyncRequest,
+    claim_run,
+    editable_integration,
+    require_edit,
+    visible_integration,
+)
 from services.core.integrations import IntegrationService
 from services.core.model import Integration, Principal
 from services.core.runs import Requester, RunState
@@ -42,19 +49,30 @@ class Accepted:
 
 
 class UploadService:
+    # Parsing holds a whole upload and its snapshot in memory: at most this many at once per API process.
+    PARSING_AT_ONCE = 2
+
     def __init__(self, rt: Runtime, integrations: IntegrationService) -> None:
         self._rt = rt
         self._integrations = integrations
+        self._parsing = asyncio.Semaphore(self.PARSING_AT_ONCE)
+
+    async def target(self, principal: Principal, integration_id: uuid.UUID, format_: Format) -> Integration:
+        """The integration an upload is for, if it exists, accepts this format and the key may change it: checked
+        before a byte of the upload is read."""
+        integration = await self._integrations.get_by_id(principal, integration_id)
+        require_edit(principal, integration)
+        _check_accepts(FORMATS[format_], integration)
+        return integration
 
     async def accept(
-        self, principal: Principal, integration_id: uuid.UUID, format_: Format, parts: Mapping[str, bytes]
+        self, principal: Principal, integration: Integration, format_: Format, parts: Mapping[str, bytes]
     ) -> Accepted:
-        """Validate and store an upload; queue its import (CSV/JSONL) or keep it for a trigger (dbt)."""
+        """Validate and store an upload; queue its import (CSV/JSONL) or keep it for a trigger (dbt). The run in the
+        answer is this upload's import if it could start at once (None: it waits its turn)."""
         spec = FORMATS[format_]
-        integration = await self._integrations.get_by_id(principal, integration_id)
-        _check_accepts(spec, integration)
-        # Parsing a large file takes a while: off the event loop, so other requests are served meanwhile.
-        await asyncio.to_thread(spec.parse, parts)
+        async with self._parsing:  # off the event loop: other requests are served meanwhile
+            await asyncio.to_thread(spec.parse, parts)
         upload = Upload(
             id=self._rt.new_id(), integration_id=integration.id, format=format_.value, queued=spec.queued,
             created_at=self._rt.clock(), created_by=principal.principal_id, created_by_name=principal.name,
@@ -62,9 +80,12 @@ class UploadService:
         )  # fmt: skip
         async with self._rt.pool.acquire() as conn, conn.transaction():
             locked = await editable_integration(conn, principal, integration.external_id, lock=True)
+            _check_accepts(spec, locked)
             await upload_store.insert(conn, upload, parts)
             run = await start_next_import(self._rt, conn, locked) if spec.queued else None
             await upload_store.prune(conn, integration.id)
+        if run is not None and run.upload_id != upload.id:
+            run = None  # an older queued upload got the free slot; this one waits its turn
         log.info("upload_stored", upload_id=str(upload.id), format=format_.value, bytes=upload.size_bytes,
                  run_id=str(run.run_id) if run else None)  # fmt: skip
         return Accepted(upload.id, run)

@@ -28,9 +28,9 @@ async def reap_stale_runs(
         for row in rows:
             state = await runlog.load_state(conn, row["id"])
             if RunStatus(row["status"]) is RunStatus.RUNNING or row["claimed"]:
+                retry = state.how_to_retry if state else "Trigger the integration again."
                 reason = (
-                    f"The connector stopped reporting: no heartbeat for more than {heartbeat_timeout_s:g}s. "
-                    "Trigger the integration again."
+                    f"The connector stopped reporting: no heartbeat for more than {heartbeat_timeout_s:g}s. {retry}"
                 )
             else:
                 reason = f"No connector picked the run up within {queued_timeout_s:g}s. Check that a connector runs."

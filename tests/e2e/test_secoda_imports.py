@@ -228,3 +228,25 @@ async def test_an_import_can_be_cancelled_and_the_next_one_still_runs(secoda: Se
     first = await run_ended(secoda, integration_id, accepted["run_id"])
     assert first["status"] in ("CANCELLED", "SUCCESS")
     assert (await imported(secoda, integration_id, "import_metadata", file=ORDERS_CSV))["status"] == "SUCCESS"
+
+
+async def test_a_key_that_may_only_view_is_refused_before_its_upload_is_read(secoda: Secoda) -> None:
+    team = f"viewers-{uuid.uuid4().hex[:8]}"
+    assert (await secoda.call("POST", "/api/teams", json={"externalId": team, "name": team}))[0] == 201
+    grant = [{"teamExternalId": team, "permissions": ["INGESTION_VIEW"]}]
+    status, issued = await secoda.call("POST", "/api/api-keys", json={"name": team, "teams": grant})
+    assert status == 201, issued
+    status, created = await secoda.call("POST", BASE, json={"type": "custom", "teams": [team]})
+    assert status == 201, created
+    viewer = issued["key"]
+    assert (await secoda.call("GET", f"{BASE}/{created['id']}", key=viewer))[0] == 200
+    # A body far larger than the upload limit: the answer comes from the permission check, not from reading it.
+    huge = b"x" * (129 * 1024 * 1024)
+    status, problem = await secoda.call("POST", f"{BASE}/{created['id']}/import_metadata", key=viewer,
+                                        data=multipart(file=huge))  # fmt: skip
+    assert status == 403 and "INGESTION_EDIT" in problem["detail"], problem
+    status, problem = await secoda.call("POST", f"/api/v1/integration/dbt/{created['id']}/upload_artifacts/",
+                                        data=multipart(manifest=b"{}", run_results=b"{}"))  # fmt: skip
+    assert status == 400 and "dbt_core" in problem["detail"], problem
+    status, problem = await secoda.call("POST", f"{BASE}/{created['id']}/import_metadata", data=multipart(file=huge))
+    assert status == 400 and "larger than 128 MiB" in problem["detail"], problem

@@ -110,11 +110,30 @@ async def test_external_ends_resolve_by_name_through_the_parent_chain(runtime, i
         LineageEdge(ExternalTable("shop", "nowhere", "orders"), Internal("mine")),
     ]  # fmt: skip
     async with runtime.pool.acquire() as conn:
-        resolved = await resolve(conn, mine.id, edges)
+        resolved = await resolve(conn, mine.id, None, edges)
     w = str(warehouse.id)
     pairs = [(e["from_integration_id"] == w, e["from_key"], e["to_key"]) for e in resolved.edges]
     assert pairs == [(True, "d/s/t", "mine"), (True, "d/s/t/c", "mine"), (True, "d/s/t", "both"),
                      (True, "d/s2/t", "both"), (True, "d/s2/t", "mine")]  # fmt: skip
     assert resolved.unmatched == 1  # the last edge's table; 'gone' is one of two tables of a matched query
     async with runtime.pool.acquire() as conn:  # its own tables are never external
-        assert (await resolve(conn, warehouse.id, [LineageEdge(orders, Internal("t"))])).edges == []
+        assert (await resolve(conn, warehouse.id, None, [LineageEdge(orders, Internal("t"))])).edges == []
+
+
+async def test_a_teams_lineage_matches_only_the_tables_its_team_can_see(runtime, integrations):
+    ours, theirs, mine = [await custom_integration(integrations) for _ in range(3)]
+    teams = [uuid.uuid4(), uuid.uuid4()]
+    async with runtime.pool.acquire() as conn:
+        for team in teams:
+            await conn.execute("INSERT INTO teams (id, external_id, name) VALUES ($1, $2, 'team')", team, str(team))
+        await conn.execute("UPDATE integrations SET owning_team_id = $1 WHERE id = ANY($2::uuid[])", teams[0],
+                           [ours.id, mine.id])  # fmt: skip
+        await conn.execute("UPDATE integrations SET owning_team_id = $1 WHERE id = $2", teams[1], theirs.id)
+    for integration in (ours, theirs):
+        await sync(runtime, integration, [asset("t", "table", "salaries", "")], [])
+    edge = [LineageEdge(ExternalTable(None, None, "salaries"), Internal("report"))]
+    async with runtime.pool.acquire() as conn:
+        scoped = await resolve(conn, mine.id, teams[0], edge)
+        unscoped = await resolve(conn, mine.id, None, edge)  # an org owner's integration sees every team's
+    assert [e["from_integration_id"] for e in scoped.edges] == [str(ours.id)]
+    assert sorted(e["from_integration_id"] for e in unscoped.edges) == sorted([str(ours.id), str(theirs.id)])

@@ -7,11 +7,13 @@ import uuid
 
 import pytest
 
+from services.core.imports.formats import Format
 from services.core.store import runlog
 from services.core.store import uploads as upload_store
 from services.core.store.uploads import Upload
-from services.core.uploads import start_next_import, start_waiting_imports
+from services.core.uploads import UploadService, start_next_import, start_waiting_imports
 from shared.events import RunSucceeded
+from tests.integration.conftest import OWNER
 from tests.integration.test_lineage import custom_integration
 from tests.integration.test_run_log import report, started, succeeded
 
@@ -63,3 +65,23 @@ async def test_the_latest_dbt_artifacts_are_kept_for_the_next_trigger(runtime, i
         assert (await upload_store.latest(conn, integration.id, "dbt_core")).id == latest.id
         assert await upload_store.get(conn, older.id) is None
         assert await upload_store.parts_of(conn, latest.id) == {"resources_file": b"abc"}
+
+
+CSV = b"database,schema,name,col_name\nshop,public,orders,id\n"
+
+
+async def test_an_upload_answers_with_its_own_run_only(runtime, integrations):
+    """When an older queued upload takes the slot that just became free, the new one is reported as waiting."""
+    service = UploadService(runtime, integrations)
+    integration = await custom_integration(integrations)
+    first = await service.accept(OWNER, integration, Format.FILE_CSV, {"file": CSV})
+    assert first.run is not None and first.run.upload_id == first.upload_id
+    waiting = await store(runtime, integration, "file_csv")  # queued behind the first import
+    await finish(runtime, first.run)  # the slot is free, and the scheduler has not started `waiting` yet
+    latest = await service.accept(OWNER, integration, Format.FILE_CSV, {"file": CSV})
+    assert latest.run is None  # `waiting` got the slot: this upload waits its turn
+    async with runtime.pool.acquire() as conn:
+        active = await conn.fetchval("SELECT upload_id FROM runs WHERE integration_id = $1 AND status = 'QUEUED'",
+                                     integration.id)  # fmt: skip
+        assert active == waiting.id
+        assert await conn.fetchval("SELECT queued FROM uploads WHERE id = $1", latest.upload_id)

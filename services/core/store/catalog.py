@@ -190,8 +190,8 @@ async def edge_page(
     conn: asyncpg.Connection, principal: Principal, from_id: uuid.UUID | None, to_id: uuid.UUID | None, offset: int,
     limit: int,
 ) -> tuple[int, list[EdgeRow]]:  # fmt: skip
-    """(total, one page in (created_at, id) order) of the edges asserted by integrations `principal` may see, from
-    and to the given resources (None: any)."""
+    """(total, one page in (created_at, id) order) of the edges asserted by integrations `principal` may see, between
+    resources it may see, from and to the given resources (None: any)."""
     where = _Where()
     for end, oid in (("from", from_id), ("to", to_id)):
         if oid is None:
@@ -200,7 +200,10 @@ async def edge_page(
             where.add(f"e.{end}_object_id = {{}}", oid)
         else:
             return 0, []
-    where.visible("e.integration_id", principal)
+    # Asserted by an integration the key sees, between resources it sees (the asserting team's lineage is scoped
+    # to its own integrations when resolved; this also holds for edges resolved before a team changed hands).
+    for column in ("e.integration_id", "e.from_integration_id", "e.to_integration_id"):
+        where.visible(column, principal)
     columns = "e.id, e.from_object_id, e.to_object_id, e.created_at, e.updated_at"
     total, rows = await where.page(conn, "lineage_edges e", columns, "e.created_at, e.id", offset, limit)
     return total, [EdgeRow(r["id"], r["from_object_id"], r["to_object_id"], r["created_at"], r["updated_at"])

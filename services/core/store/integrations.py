@@ -171,6 +171,7 @@ class RunContext:
     configuration: dict[str, Any]
     credentials_enc: bytes | None
     fail_safe_threshold: float = 20.0
+    owning_team_id: uuid.UUID | None = None  # whose other integrations its lineage may point at
 
 
 async def credentials_token(conn: asyncpg.Connection, integration_id: uuid.UUID) -> bytes | None:
@@ -183,7 +184,7 @@ async def load_run_context(conn: asyncpg.Connection, run_id: uuid.UUID) -> RunCo
     row = await conn.fetchrow(
         """
         SELECT r.*, i.external_id AS integration_external_id, i.source, i.configuration, i.credentials_enc,
-               i.fail_safe_threshold
+               i.fail_safe_threshold, i.owning_team_id
         FROM runs r JOIN integrations i ON i.id = r.integration_id WHERE r.id = $1
         """,
         run_id,
@@ -196,6 +197,7 @@ async def load_run_context(conn: asyncpg.Connection, run_id: uuid.UUID) -> RunCo
         configuration=row["configuration"],
         credentials_enc=row["credentials_enc"],
         fail_safe_threshold=row["fail_safe_threshold"],
+        owning_team_id=row["owning_team_id"],
     )
 
 

@@ -205,8 +205,7 @@ FROM run_events e
 CROSS JOIN LATERAL jsonb_to_recordset(e.payload -> 'edges')
      AS l(from_integration_id uuid, from_key text, to_integration_id uuid, to_key text)
 WHERE e.run_id = $1 AND e.type = 'run.lineage_reported.v1'
-ON CONFLICT (integration_id, from_integration_id, from_key, to_integration_id, to_key)
-DO UPDATE SET run_id = EXCLUDED.run_id
+ON CONFLICT (id) DO UPDATE SET run_id = EXCLUDED.run_id
 """
 
 

@@ -20,6 +20,7 @@ class Upload:
     created_by: str | None
     created_by_name: str | None
     size_bytes: int
+    seq: int | None = None  # assigned by the database when stored
 
 
 async def insert(conn: asyncpg.Connection, upload: Upload, parts: Mapping[str, bytes]) -> None:
@@ -47,7 +48,7 @@ async def get(conn: asyncpg.Connection, upload_id: uuid.UUID) -> Upload | None:
 
 async def latest(conn: asyncpg.Connection, integration_id: uuid.UUID, format_: str) -> Upload | None:
     row = await conn.fetchrow(
-        "SELECT * FROM uploads WHERE integration_id = $1 AND format = $2 ORDER BY created_at DESC, id DESC LIMIT 1",
+        "SELECT * FROM uploads WHERE integration_id = $1 AND format = $2 ORDER BY seq DESC LIMIT 1",
         integration_id, format_,
     )  # fmt: skip
     return Upload(**dict(row)) if row else None
@@ -55,8 +56,7 @@ async def latest(conn: asyncpg.Connection, integration_id: uuid.UUID, format_: s
 
 async def oldest_queued(conn: asyncpg.Connection, integration_id: uuid.UUID) -> Upload | None:
     row = await conn.fetchrow(
-        "SELECT * FROM uploads WHERE integration_id = $1 AND queued ORDER BY created_at, id LIMIT 1 "
-        "FOR UPDATE SKIP LOCKED",
+        "SELECT * FROM uploads WHERE integration_id = $1 AND queued ORDER BY seq LIMIT 1",
         integration_id,
     )
     return Upload(**dict(row)) if row else None
@@ -89,7 +89,7 @@ async def prune(conn: asyncpg.Connection, integration_id: uuid.UUID) -> int:
         WHERE u.integration_id = $1 AND NOT u.queued
           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.upload_id = u.id AND r.status IN ('QUEUED', 'RUNNING'))
           AND u.id IS DISTINCT FROM (SELECT l.id FROM uploads l WHERE l.integration_id = $1 AND l.format = 'dbt_core'
-                                     ORDER BY l.created_at DESC, l.id DESC LIMIT 1)
+                                     ORDER BY l.seq DESC LIMIT 1)
         """,
         integration_id,
     )

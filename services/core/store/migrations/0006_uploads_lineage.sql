@@ -7,6 +7,7 @@
 -- the integration's latest pair of artifacts until a trigger starts a sync of it.
 CREATE TABLE uploads (
     id             uuid PRIMARY KEY,
+    seq            bigserial NOT NULL UNIQUE, -- the queue's order: assigned as it is stored, under the integration's lock
     integration_id uuid NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
     format         text NOT NULL,
     queued         boolean NOT NULL,
@@ -15,8 +16,8 @@ CREATE TABLE uploads (
     created_by_name text,                    -- the API key's name, for the run it starts
     size_bytes     bigint NOT NULL
 );
-CREATE INDEX uploads_queued ON uploads (created_at, id) WHERE queued;
-CREATE INDEX uploads_by_integration ON uploads (integration_id, format, created_at DESC, id DESC);
+CREATE INDEX uploads_queued ON uploads (integration_id, seq) WHERE queued;
+CREATE INDEX uploads_by_integration ON uploads (integration_id, format, seq);
 
 -- The files of an upload, one row per multipart part (resources_file, lineages_file, manifest, ...).
 CREATE TABLE upload_parts (
@@ -54,15 +55,17 @@ CREATE TABLE lineage_edges (
         overlay(overlay(md5(integration_id::text || '|' || from_integration_id::text || '/' || from_key || '|'
                             || to_integration_id::text || '/' || to_key) PLACING '3' FROM 13 FOR 1)
                 PLACING '8' FROM 17 FOR 1)::uuid) STORED,
-    PRIMARY KEY (integration_id, from_integration_id, from_key, to_integration_id, to_key)
+    -- The id stands for the five columns (a name-based UUID of them): a key of two asset keys would not fit a btree row.
+    PRIMARY KEY (id)
 );
-CREATE UNIQUE INDEX lineage_edges_by_id ON lineage_edges (id);
+CREATE INDEX lineage_edges_by_integration ON lineage_edges (integration_id);
 CREATE INDEX lineage_edges_from ON lineage_edges (from_object_id, created_at, id);
 CREATE INDEX lineage_edges_to ON lineage_edges (to_object_id, created_at, id);
 CREATE INDEX lineage_edges_listing ON lineage_edges (created_at, id);
 
--- Resources by id include columns (the data-object index leaves them out).
+-- Resources by id include columns: one index by id for every asset replaces the data objects' partial one.
 CREATE INDEX assets_by_object_id ON assets (object_id);
+DROP INDEX assets_objects_by_id;
 -- External lineage matches tables of other integrations by name, case-insensitively.
 CREATE INDEX assets_tables_by_lower_name ON assets (lower(name), integration_id)
     WHERE kind IN ('table', 'view', 'materialized_view', 'foreign_table') AND deleted_at IS NULL;
