@@ -95,19 +95,20 @@ async def test_a_full_sync_replaces_the_lineage_an_integration_asserts(runtime, 
 
 async def test_external_ends_resolve_by_name_through_the_parent_chain(runtime, integrations):
     warehouse, mine = await custom_integration(integrations), await custom_integration(integrations)
+    t = f"orders_{uuid.uuid4().hex[:8]}"  # a name of its own: other tests' tables named orders would match too
     await sync(runtime, warehouse, [
         asset("d", "database", "Shop", ""), asset("d/s", "schema", "Public", "d"),
-        asset("d/s/t", "table", "Orders", "d/s"), asset("d/s/t/c", "column", "Id", "d/s/t"),
-        asset("d/s2", "schema", "staging", "d"), asset("d/s2/t", "view", "orders", "d/s2"),
+        asset("d/s/t", "table", t.title(), "d/s"), asset("d/s/t/c", "column", "Id", "d/s/t"),
+        asset("d/s2", "schema", "staging", "d"), asset("d/s2/t", "view", t, "d/s2"),
     ], [])  # fmt: skip
-    orders = ExternalTable("shop", "public", "ORDERS")
+    orders = ExternalTable("shop", "public", t.upper())
     edges = [
         LineageEdge(orders, Internal("mine")),
         LineageEdge(ExternalColumn(orders, "id"), Internal("mine")),
-        LineageEdge(ExternalTable(None, None, "orders"), Internal("both")),  # matches both schemas' tables
-        LineageEdge(QueriedTables((ExternalTable(None, "staging", "orders"), ExternalTable(None, None, "gone"))),
+        LineageEdge(ExternalTable(None, None, t), Internal("both")),  # matches both schemas' tables
+        LineageEdge(QueriedTables((ExternalTable(None, "staging", t), ExternalTable(None, None, "gone"))),
                     Internal("mine")),
-        LineageEdge(ExternalTable("shop", "nowhere", "orders"), Internal("mine")),
+        LineageEdge(ExternalTable("shop", "nowhere", t), Internal("mine")),
     ]  # fmt: skip
     async with runtime.pool.acquire() as conn:
         resolved = await resolve(conn, mine.id, None, edges)
@@ -122,6 +123,7 @@ async def test_external_ends_resolve_by_name_through_the_parent_chain(runtime, i
 
 async def test_a_teams_lineage_matches_only_the_tables_its_team_can_see(runtime, integrations):
     ours, theirs, mine = [await custom_integration(integrations) for _ in range(3)]
+    salaries = f"salaries_{uuid.uuid4().hex[:8]}"
     teams = [uuid.uuid4(), uuid.uuid4()]
     async with runtime.pool.acquire() as conn:
         for team in teams:
@@ -130,8 +132,8 @@ async def test_a_teams_lineage_matches_only_the_tables_its_team_can_see(runtime,
                            [ours.id, mine.id])  # fmt: skip
         await conn.execute("UPDATE integrations SET owning_team_id = $1 WHERE id = $2", teams[1], theirs.id)
     for integration in (ours, theirs):
-        await sync(runtime, integration, [asset("t", "table", "salaries", "")], [])
-    edge = [LineageEdge(ExternalTable(None, None, "salaries"), Internal("report"))]
+        await sync(runtime, integration, [asset("t", "table", salaries, "")], [])
+    edge = [LineageEdge(ExternalTable(None, None, salaries), Internal("report"))]
     async with runtime.pool.acquire() as conn:
         scoped = await resolve(conn, mine.id, teams[0], edge)
         unscoped = await resolve(conn, mine.id, None, edge)  # an org owner's integration sees every team's
