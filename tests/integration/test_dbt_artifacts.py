@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
@@ -10,8 +11,8 @@ import pytest
 
 from services.core.imports.dbt_artifacts import parse
 from services.core.imports.model import Internal, InvalidUpload, Resource, Snapshot
+from services.core.imports.upload_text import resource_key
 from services.core.integrations import IntegrationService, NewIntegration
-from services.core.objects import escape
 from services.core.store.dbt import FailingTests, failing_tests
 from tests.integration.conftest import OWNER
 
@@ -47,14 +48,16 @@ def test_models_seeds_and_sources_become_tables_with_their_documented_columns(db
     }  # the on-run-start hook (an `operation` node) is not a resource
     orders = found["model.tiny_shop.stg_orders"]
     assert orders.attributes["databuilder_id"] == RELATION + '"stg_orders"'
-    assert (orders.key, orders.parent_key) == (escape(RELATION + '"stg_orders"'), "")
+    assert (orders.key, orders.parent_key) == (resource_key(RELATION + '"stg_orders"'), "")
     assert orders.attributes["description"] == "Orders, renamed."
     columns = {(r.parent_key, r.name): r for r in snapshot.resources if r.kind == "column"}
     assert len(columns) == 9
     typed = columns[(found["model.tiny_shop.stg_customers"].key, "customer_id")]
-    assert typed.key == found["model.tiny_shop.stg_customers"].key + "/customer_id"
-    assert typed.attributes == {"description": "Customer number.", "type": "integer"}
-    assert columns[(orders.key, "amount")].attributes == {"description": "Order total in EUR."}
+    databuilder_id = RELATION + '"stg_customers".customer_id'
+    assert typed.key == resource_key(databuilder_id)
+    assert typed.attributes == {"databuilder_id": databuilder_id, "description": "Customer number.", "type": "integer"}
+    assert columns[(orders.key, "amount")].attributes == {
+        "databuilder_id": RELATION + '"stg_orders".amount', "description": "Order total in EUR."}  # fmt: skip
     assert columns[(found["seed.tiny_shop.raw_orders"].key, "ordered_on")].attributes["description"]
     assert columns[(found["source.tiny_shop.shop.customers"].key, "id")].attributes["description"]
     assert snapshot.warnings == []
@@ -86,7 +89,7 @@ def test_test_results_attach_to_the_models_they_test(dbt_artifacts):
     }
     failing = dbt_tests(snapshot)["relationships"]
     assert failing.attributes["column_name"] == "customer_id"
-    assert failing.key == escape(failing.attributes["unique_id"])
+    assert failing.key == resource_key(failing.attributes["unique_id"])
     assert failing.name.startswith("relationships_customer_orders_customer_id")
 
 
@@ -94,6 +97,17 @@ def test_after_the_data_is_fixed_every_test_passes_and_identities_stay(dbt_artif
     before, after = read(dbt_artifacts), read(dbt_artifacts_fixed)
     assert {r.attributes["status"] for r in dbt_tests(after).values()} == {"pass"}
     assert [r.key for r in after.resources] == [r.key for r in before.resources]
+
+
+def test_a_model_description_that_is_no_storable_text_is_refused_naming_the_model(dbt_artifacts):
+    manifest, run_results = dbt_artifacts
+    document = json.loads(manifest)
+    document["nodes"]["model.tiny_shop.stg_orders"]["description"] = "bad\u0000nul"
+    with pytest.raises(InvalidUpload) as refused:
+        parse({"manifest": json.dumps(document).encode(), "run_results": run_results})
+    assert (refused.value.field, refused.value.detail) == (
+        "manifest", "manifest nodes['model.tiny_shop.stg_orders'].description: NUL characters (\\u0000) are not "
+        "allowed.")  # fmt: skip
 
 
 def test_swapped_artifacts_are_refused_as_swapped(dbt_artifacts):

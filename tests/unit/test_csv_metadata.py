@@ -1,11 +1,15 @@
 """Secoda CSV metadata (spec secoda.md §3): rows of columns read into database, schema, table and column resources,
-keyed by identity only; every problem is a 400 naming the part, the line a row starts on and the field."""
+keyed by their databuilder ids by the rule JSONL shares; every problem is a 400 naming the part, the line a row
+starts on and the field."""
+
+import json
 
 import pytest
 
 from services.core.imports import InvalidUpload, Resource
 from services.core.imports.csv_metadata import parse
 from services.core.imports.formats import FORMATS, Format
+from services.core.imports.jsonl_metadata import parse as parse_jsonl
 
 HEADER = "database,schema,name,description,is_view,last_updated_time,col_name,col_description,col_type,sort_order\n"
 
@@ -29,17 +33,17 @@ def test_rows_become_the_hierarchy_parents_first_with_the_documented_attributes(
     )})  # fmt: skip
     assert snapshot.resources == [
         Resource("shop", "database", "shop", "", {"databuilder_id": "shop"}),
-        Resource("shop/public", "schema", "public", "shop", {"databuilder_id": "shop.public"}),
-        Resource("shop/public/orders", "table", "orders", "shop/public", {
+        Resource("shop.public", "schema", "public", "shop", {"databuilder_id": "shop.public"}),
+        Resource("shop.public.orders", "table", "orders", "shop.public", {
             "databuilder_id": "shop.public.orders", "native_type": "table", "description": "All orders",
             "external_updated_at": "2023-11-14T22:13:20+00:00"}),
-        Resource("shop/public/orders/id", "column", "id", "shop/public/orders", {
+        Resource("shop.public.orders.id", "column", "id", "shop.public.orders", {
             "databuilder_id": "shop.public.orders.id", "description": "The id", "type": "integer", "sort_order": 1}),
-        Resource("shop/public/orders/total", "column", "total", "shop/public/orders", {
+        Resource("shop.public.orders.total", "column", "total", "shop.public.orders", {
             "databuilder_id": "shop.public.orders.total", "type": "numeric(10,2)", "sort_order": 2}),
-        Resource("shop/public/open_orders", "table", "open_orders", "shop/public", {
+        Resource("shop.public.open_orders", "table", "open_orders", "shop.public", {
             "databuilder_id": "shop.public.open_orders", "native_type": "view"}),
-        Resource("shop/public/open_orders/id", "column", "id", "shop/public/open_orders", {
+        Resource("shop.public.open_orders.id", "column", "id", "shop.public.open_orders", {
             "databuilder_id": "shop.public.open_orders.id"}),
     ]  # fmt: skip
     assert snapshot.edges == [] and snapshot.warnings == []
@@ -55,9 +59,43 @@ def test_keys_depend_on_identity_only_so_a_reupload_with_new_descriptions_keeps_
 def test_names_with_slashes_and_percent_signs_are_escaped_in_keys_not_in_names():
     snapshot = parse({"file": csv("a/b,50%,t,,,,c,,,")})
     assert [(r.key, r.name) for r in snapshot.resources] == [
-        ("a%2Fb", "a/b"), ("a%2Fb/50%25", "50%"), ("a%2Fb/50%25/t", "t"), ("a%2Fb/50%25/t/c", "c"),
+        ("a%2Fb", "a/b"), ("a%2Fb.50%25", "50%"), ("a%2Fb.50%25.t", "t"), ("a%2Fb.50%25.t.c", "c"),
     ]  # fmt: skip
     assert snapshot.resources[3].attributes["databuilder_id"] == "a/b.50%.t.c"
+
+
+def jsonl(*lines: dict[str, object]) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+def keys(resources: list[Resource]) -> dict[str, tuple[str, str, str]]:
+    """(kind, key, parent key) by databuilder id."""
+    return {r.attributes["databuilder_id"]: (r.kind, r.key, r.parent_key) for r in resources}
+
+
+def test_a_csv_row_and_jsonl_lines_of_the_same_databuilder_ids_give_the_same_keys():
+    from_csv = parse({"file": csv("sec/oda,public,order,,,,Order_ID,,,")}).resources
+    explicit = jsonl(
+        {"entity_type": "database", "databuilder_id": "sec/oda"},
+        {"entity_type": "schema", "databuilder_id": "sec/oda.public", "parent_databuilder_id": "sec/oda"},
+        {"entity_type": "table", "databuilder_id": "sec/oda.public.order", "parent_databuilder_id": "sec/oda.public"},
+        {"entity_type": "column", "databuilder_id": "sec/oda.public.order.order_id",
+         "parent_databuilder_id": "sec/oda.public.order"},
+    )  # fmt: skip
+    assert keys(parse_jsonl({"resources_file": explicit}).resources) == keys(from_csv)
+    assert keys(from_csv)["sec/oda.public.order.order_id"] == (
+        "column", "sec%2Foda.public.order.order_id", "sec%2Foda.public.order",
+    )  # fmt: skip
+
+
+def test_the_implicit_database_and_schema_of_a_jsonl_table_are_the_ones_a_csv_row_gives():
+    from_csv = parse({"file": csv("secoda,public,order,,,,order_id,,,")}).resources
+    implicit = jsonl(
+        {"entity_type": "table", "databuilder_id": "secoda.public.order", "database": "secoda", "schema": "public"},
+        {"entity_type": "column", "databuilder_id": "secoda.public.order.order_id",
+         "parent_databuilder_id": "secoda.public.order"},
+    )  # fmt: skip
+    assert keys(parse_jsonl({"resources_file": implicit}).resources) == keys(from_csv)
 
 
 @pytest.mark.parametrize("header", ["sort_order", "col_sort_order"])
@@ -73,7 +111,7 @@ def test_both_sort_order_headers_at_once_are_refused():
 
 def test_a_bom_crlf_line_ends_and_blank_lines_are_fine():
     raw = b"\xef\xbb\xbfdatabase,schema,name,col_name\r\n\r\ndb,s,t,c\r\n\r\n"
-    assert [r.key for r in parse({"file": raw}).resources] == ["db", "db/s", "db/s/t", "db/s/t/c"]
+    assert [r.key for r in parse({"file": raw}).resources] == ["db", "db.s", "db.s.t", "db.s.t.c"]
 
 
 def test_a_quoted_value_spanning_lines_is_kept_and_the_next_rows_line_is_where_it_starts():
@@ -91,7 +129,7 @@ def test_unknown_headers_are_ignored_with_a_warning():
 
 def test_column_names_are_lower_cased_and_a_second_row_of_the_same_column_names_both_lines():
     snapshot = parse({"file": csv("db,S,T,,,,Amount,,,")})
-    assert snapshot.resources[-1].name == "amount" and snapshot.resources[-1].key == "db/S/T/amount"
+    assert snapshot.resources[-1].name == "amount" and snapshot.resources[-1].key == "db.S.T.amount"
     detail = refused(csv("db,s,t,,,,amount,,,", "db,s,u,,,,amount,,,", "db,s,t,,,,AMOUNT,,,"))
     assert detail == "file line 4: column 'amount' of db.s.t is also on line 2."
 
@@ -166,7 +204,15 @@ def test_a_huge_value_is_not_echoed_whole():
         (b"col_name\nc\n", "file line 1: the header lacks the required column(s) database, schema, name."),
         (b"database,schema,name,col_name,name\n", "file line 1: the header names 'name' twice."),
         (b"database,schema,name,col_name\ndb,s,\xff,c\n", "file line 2: the file is not valid UTF-8."),
-        (b"database,schema,name,col_name\n\ndb,s,t\x00,c\n", "file line 3: NUL characters are not allowed."),
+        (b"database,schema,name,col_name\n\ndb,s,t\x00,c\n", "file line 3: NUL characters (\\u0000) are not allowed."),
+        (
+            b'database,schema,name,col_name,col_description\ndb,s,t,c,"two\nlines"\ndb,s,t,d,"nul \x00"\n',
+            "file line 4: NUL characters (\\u0000) are not allowed.",
+        ),
+        (
+            b"database,schema,name,col_name,col_description\ndb,s,t,c,\xed\xa0\x80\n",
+            "file line 2: the file is not valid UTF-8.",
+        ),  # an encoded surrogate
         (
             b'database,schema,name,col_name\ndb,s,t,c\ndb,s,"t,c\n',
             "file line 3: malformed CSV (unexpected end of data).",
@@ -179,9 +225,28 @@ def test_a_bad_file_is_refused_naming_the_line(raw, detail):
 
 
 def test_an_identity_too_long_for_the_assets_index_is_refused():
-    assert refused(csv("db,s,t,,,,c" + "x" * 2000 + ",,,")) == (
+    assert refused(csv(f"{'d' * 700},{'s' * 700},{'t' * 700},,,,c,,,")) == (
         "file line 2: the resource's identity is longer than 2000 bytes."
     )
+
+
+@pytest.mark.parametrize("field", ["database", "schema", "name", "col_name"])
+def test_a_name_longer_than_1000_characters_is_refused_naming_its_field(field):
+    header, names = "database,schema,name,col_name\n", {"database": "db", "schema": "s", "name": "t", "col_name": "c"}
+
+    def row(length: int) -> str:
+        return ",".join(("x" * length if name == field else value) for name, value in names.items())
+
+    detail = refused(csv("db,s,ok,c", row(1001), header=header))
+    assert detail == f"file line 3: {field} is longer than 1000 characters."
+    assert "x" * 1000 in {r.name for r in parse({"file": csv(row(1000), header=header)}).resources}
+
+
+def test_a_name_too_long_for_the_name_indexes_is_refused():
+    assert refused(csv("db,s," + "表" * 900 + ",,,,c,,,")) == (
+        "file line 2: name is too long to index: with its parent's identity it takes 2704 bytes in UTF-8, more than "
+        "2600."
+    )  # fmt: skip
 
 
 def test_the_csv_format_reads_its_file_part_through_this_parser():

@@ -1,6 +1,7 @@
 """Validation edge cases of dbt artifacts, on hand-trimmed JSON (the mapping is checked on real artifacts in
 tests/integration/test_dbt_artifacts.py)."""
 
+import copy
 import json
 
 import pytest
@@ -88,7 +89,7 @@ def test_nodes_missing_every_optional_field_still_map():
          {"databuilder_id": "model.p.bare", "description": "", "native_type": "model", "unique_id": "model.p.bare"}),
         ("model.p.odd", "table", "model.p.odd",
          {"databuilder_id": "model.p.odd", "description": "", "native_type": "model", "unique_id": "model.p.odd"}),
-        ("model.p.odd/c", "column", "c", {"description": ""}),
+        ("model.p.odd.c", "column", "c", {"databuilder_id": "model.p.odd.c", "description": ""}),
     ]  # fmt: skip
     assert snapshot.edges == []
     assert snapshot.warnings == ["1 dbt test results skipped: their status is not a test's (upload the run_results"
@@ -106,7 +107,121 @@ def test_tests_without_one_model_to_attach_to_are_skipped_with_a_warning():
 
 
 def test_a_node_whose_relation_another_node_has_is_skipped_with_a_warning():
-    same = {"resource_type": "model", "relation_name": '"d"."s"."t"'}
+    same = {"resource_type": "model", "relation_name": '"d"."s"."t"', "columns": {"c": {}}}
     snapshot = parse(upload({"model.p.a": same, "model.p.b": same}))
-    assert [r.attributes["unique_id"] for r in snapshot.resources] == ["model.p.a"]
-    assert snapshot.warnings == ["1 dbt nodes skipped: their relation is already another node's: model.p.b."]
+    assert [(r.kind, r.key) for r in snapshot.resources] == [("table", '"d"."s"."t"'), ("column", '"d"."s"."t".c')]
+    assert snapshot.warnings == ["1 dbt resources skipped: their identity is already another resource's: model.p.b."]
+
+
+def test_columns_are_keyed_by_the_rule_of_every_format_and_one_whose_identity_a_table_has_is_skipped():
+    ephemeral = {"resource_type": "model", "config": {"materialized": "ephemeral"}}
+    snapshot = parse(upload({"model.p.m": ephemeral | {"columns": {"v2": {"data_type": "int"}, "c/d": {}}},
+                             "model.p.m.v2": ephemeral}))  # a versioned model's unique id  # fmt: skip
+    assert [(r.kind, r.key, r.parent_key, r.attributes.get("databuilder_id")) for r in snapshot.resources] == [
+        ("table", "model.p.m", "", "model.p.m"), ("table", "model.p.m.v2", "", "model.p.m.v2"),
+        ("column", "model.p.m.c%2Fd", "model.p.m", "model.p.m.c/d"),
+    ]  # fmt: skip
+    assert snapshot.warnings == [
+        "1 dbt resources skipped: their identity is already another resource's: model.p.m column v2."
+    ]
+
+
+MODEL = {
+    "resource_type": "model",
+    "relation_name": '"d"."s"."m"',
+    "alias": "m",
+    "description": "fine",
+    "config": {"materialized": "table"},
+    "columns": {"c": {"description": "fine", "data_type": "int"}},
+}
+TEST = {
+    "resource_type": "test",
+    "name": "not_null_m_c",
+    "attached_node": "model.p.m",
+    "column_name": "c",
+    "config": {"severity": "ERROR"},
+    "test_metadata": {"name": "not_null"},
+}
+
+
+def upload_with(path: tuple[str, ...], value: object) -> dict[str, bytes]:
+    """An upload of a model with a column, a test of it and a source, with `value` set at `path` of the manifest."""
+    manifest = {"nodes": {"model.p.m": copy.deepcopy(MODEL), "test.p.t": copy.deepcopy(TEST)},
+                "sources": {"source.p.s.t": {"identifier": "t"}}}  # fmt: skip
+    *parents, last = path
+    target = manifest
+    for name in parents:
+        target = target[name]
+    target[last] = value
+    return upload(manifest["nodes"], [{"unique_id": "test.p.t", "status": "pass"}], sources=manifest["sources"])
+
+
+M, T = ("nodes", "model.p.m"), ("nodes", "test.p.t")
+TEXT_PLACES = {  # where a resource's string comes from: the error names it so
+    (*M, "description"): "nodes['model.p.m'].description",
+    (*M, "alias"): "nodes['model.p.m'].alias",
+    (*M, "relation_name"): "nodes['model.p.m'].relation_name",
+    (*M, "config", "materialized"): "nodes['model.p.m'].config.materialized",
+    (*M, "columns", "c", "description"): "nodes['model.p.m'].columns['c'].description",
+    (*M, "columns", "c", "data_type"): "nodes['model.p.m'].columns['c'].data_type",
+    ("sources", "source.p.s.t", "identifier"): "sources['source.p.s.t'].identifier",
+    (*T, "name"): "nodes['test.p.t'].name",
+    (*T, "column_name"): "nodes['test.p.t'].column_name",
+    (*T, "config", "severity"): "nodes['test.p.t'].config.severity",
+    (*T, "test_metadata", "name"): "nodes['test.p.t'].test_metadata.name",
+}
+
+
+@pytest.mark.parametrize(("path", "where"), TEXT_PLACES.items(), ids=TEXT_PLACES.values())
+@pytest.mark.parametrize(("text", "problem"), [
+    ("bad\u0000nul", "NUL characters (\\u0000) are not allowed"),
+    ("lone \ud800", "unpaired UTF-16 surrogates (\\ud800-\\udfff) are not valid text"),
+], ids=["nul", "surrogate"])  # fmt: skip
+def test_a_string_a_resource_would_carry_that_is_no_storable_text_is_refused_naming_the_node(path, where, text,
+                                                                                               problem):  # fmt: skip
+    error = refused(upload_with(path, text))
+    assert (error.field, error.detail) == ("manifest", f"manifest {where}: {problem}.")
+
+
+@pytest.mark.parametrize(("path", "value", "where"), [
+    ((*M, "columns", "bad\u0000nul"), {}, "manifest nodes['model.p.m'].columns['bad\\x00nul']"),
+    (("nodes", "model.p.bad\u0000nul"), MODEL, "manifest nodes['model.p.bad\\x00nul']"),
+    (("sources", "source.p.\u0000"), {}, "manifest sources['source.p.\\x00']"),
+])  # fmt: skip
+def test_a_unique_id_or_column_name_that_is_no_storable_text_is_refused_naming_it_escaped(path, value, where):
+    assert refused(upload_with(path, value)).detail == f"{where}: NUL characters (\\u0000) are not allowed."
+
+
+@pytest.mark.parametrize("encode", [
+    lambda text: text.replace("\\ud800", "\ud800").encode("utf-8", "surrogatepass"),  # json.loads decodes it so
+    lambda text: text.encode("utf-16"),
+], ids=["utf-8-surrogate-bytes", "utf-16"])  # fmt: skip
+def test_unstorable_text_is_found_however_the_manifest_spells_it(encode):
+    parts = upload_with((*M, "description"), "lone \ud800")
+    parts["manifest"] = encode(parts["manifest"].decode())
+    assert refused(parts).detail == (
+        "manifest nodes['model.p.m'].description: unpaired UTF-16 surrogates (\\ud800-\\udfff) are not valid text."
+    )
+
+
+def test_text_the_snapshot_does_not_carry_is_not_read():
+    model = MODEL | {"raw_code": "select '\u0000'", "meta": {"\ud800": 1}}
+    assert len(parse(upload({"model.p.m": model})).resources) == 2
+
+
+@pytest.mark.parametrize(("path", "value", "detail"), [
+    ((*M, "alias"), "x" * 1001, "nodes['model.p.m'].alias is longer than 1000 characters"),
+    ((*T, "name"), "x" * 1001, "nodes['test.p.t'].name is longer than 1000 characters"),
+    ((*M, "relation_name"), "r" * 2001, "nodes['model.p.m']: the resource's identity is longer than 2000 bytes"),
+    ((*M, "columns", "表" * 700), {},  # the column's name is cut short
+     f"nodes['model.p.m'].columns['{'表' * 156}...]: the resource's identity is longer than 2000 bytes"),
+])  # fmt: skip
+def test_a_name_or_identity_too_long_for_the_indexes_is_refused_naming_the_node(path, value, detail):
+    assert refused(upload_with(path, value)).detail == f"manifest {detail}."
+
+
+def test_a_test_name_too_long_to_index_after_its_models_identity_is_refused():
+    parts = upload({"model.p.m": MODEL | {"relation_name": "r" * 1900}, "test.p.t": TEST | {"name": "表" * 300}},
+                   [{"unique_id": "test.p.t", "status": "fail"}])  # fmt: skip
+    assert refused(parts).detail == ("manifest nodes['test.p.t'].name is too long to index: with its parent's "
+                                     "identity it takes 2800 bytes in UTF-8, more than 2600.")  # fmt: skip

@@ -333,7 +333,7 @@ def test_a_database_named_by_two_titles_is_ambiguous():
         ),
         (
             b'{"entity_type": "database",\x00 "databuilder_id": "x"}\n',
-            "resources_file line 1: NUL characters are not allowed.",
+            "resources_file line 1: NUL characters (\\u0000) are not allowed.",
         ),
     ],
 )
@@ -354,8 +354,43 @@ def test_a_huge_value_is_not_echoed_whole():
 
 
 def test_an_identity_too_long_for_the_assets_index_is_refused():
-    detail = resources_refused({"entity_type": "database", "databuilder_id": "é" * 1001})
+    detail = resources_refused({"entity_type": "database", "databuilder_id": "é" * 1001, "title": "db"})
     assert detail == "resources_file line 1: the resource's identity is longer than 2000 bytes."
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ({"entity_type": "dashboard", "databuilder_id": "d", "title": "x" * 1001}, "title"),
+        ({"entity_type": "dashboard", "databuilder_id": "x" * 1001}, "databuilder_id"),  # the name without a title
+        (TABLE | {"databuilder_id": "db.s.u", "database": "x" * 1001}, "database"),  # an implicit database's name
+        (TABLE | {"databuilder_id": "db.s.u", "schema": "x" * 1001}, "schema"),
+    ],
+)
+def test_a_name_longer_than_1000_characters_is_refused_naming_its_field(line, field):
+    assert resources_refused(TABLE, line) == f"resources_file line 2: {field} is longer than 1000 characters."
+
+
+def test_a_title_of_1000_characters_is_kept():
+    line = {"entity_type": "dashboard", "databuilder_id": "d", "title": "x" * 1000}
+    assert parse({"resources_file": jsonl(line)}).resources[0].name == "x" * 1000
+
+
+@pytest.mark.parametrize(
+    ("lines", "size"),
+    [
+        ([{"entity_type": "dashboard", "databuilder_id": "d", "title": "表" * 900}], 2700),
+        ([{"entity_type": "dashboard_group", "databuilder_id": "g" * 1990, "title": "G"},
+          {"entity_type": "dashboard", "databuilder_id": "d", "parent_databuilder_id": "g" * 1990, "title": "x" * 700}],
+         2690),
+    ],
+    ids=["name", "name-and-parent"],
+)  # fmt: skip
+def test_a_name_too_long_for_the_indexes_with_its_parents_key_is_refused(lines, size):
+    assert resources_refused(*lines) == (
+        f"resources_file line {len(lines)}: title is too long to index: with its parent's identity it takes {size} "
+        "bytes in UTF-8, more than 2600."
+    )  # fmt: skip
 
 
 # ---- lineage -------------------------------------------------------------------------------------

@@ -1,10 +1,15 @@
 """Secoda's CSV metadata import (spec §3): one row per column, read into database, schema, table and column resources.
 
-UTF-8 (a BOM is fine), RFC 4180 quoting (a quoted value may span lines; errors name the line a row starts on). A row
-names its table by `database`, `schema` and `name` and its column by `col_name` (lower-cased); the resources are keyed
-by those names only, so a re-upload updates them in place and their ids stay. The sort order header may be spelt
-`sort_order` or `col_sort_order` (Secoda's page uses both), not both at once. Other headers are ignored with a warning.
-Empty values are absent values; `last_updated_time` is a Unix epoch in seconds (`None` = absent), kept as ISO-8601 UTC.
+UTF-8 (a BOM is fine), RFC 4180 quoting (a quoted value may span lines; errors name the line a row starts on); the
+text holds no NUL (`upload_text.decoded`: the rule of every format's strings). A row names its table by `database`,
+`schema` and `name` and its column by `col_name` (lower-cased), each at most 1,000 characters. The resources'
+databuilder ids are "database", "database.schema", "database.schema.table" and "database.schema.table.column" (names
+have no period, so these are unambiguous), and each key is `resource_key(databuilder_id)`: the key rule of every
+format, so a re-upload updates the resources in place, their ids stay, and a JSONL upload of the same databuilder ids
+gives the same keys. A column's key is at most 2,000 bytes, and a name fits the indexes with its parent's key. The
+sort order header may be spelt `sort_order` or `col_sort_order` (Secoda's page uses both), not both at once. Other
+headers are ignored with a warning. Empty values are absent values; `last_updated_time` is a Unix epoch in seconds
+(`None` = absent), kept as ISO-8601 UTC.
 """
 
 from __future__ import annotations
@@ -16,8 +21,15 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from services.core.imports.model import InvalidUpload, Resource, Snapshot
-from services.core.imports.upload_text import checked_key, collector_paused, decoded, invalid, shown
-from services.core.objects import key_of
+from services.core.imports.upload_text import (
+    checked_key,
+    collector_paused,
+    decoded,
+    invalid,
+    name_problem,
+    resource_key,
+    shown,
+)
 
 PART = "file"
 REQUIRED = ("col_name", "database", "schema", "name")
@@ -106,17 +118,20 @@ class _Rows:
             self.name(line, fields, "name"),
         )
         column = self.name(line, fields, "col_name").lower()
-        column_key = checked_key(key_of([*names, column]), PART, line)
-        if column_key in self.columns:
-            earlier = self.columns[column_key]
-            raise _invalid(line, f"column {shown(column)} of {'.'.join(names)} is also on line {earlier}")
-        self.columns[column_key] = line
         table = self.tables.get(names)
         if table is None:
             table = self.add_table(line, fields, names)
         else:
             self.check_table(line, fields, names, table)
-        attributes: dict[str, Any] = {"databuilder_id": f"{'.'.join(names)}.{column}"}
+        self.check_length(line, "col_name", column, table.key)
+        databuilder_id = f"{'.'.join(names)}.{column}"
+        # The longest key of the row: the table's, schema's and database's are shorter.
+        column_key = checked_key(resource_key(databuilder_id), PART, line)
+        if column_key in self.columns:
+            earlier = self.columns[column_key]
+            raise _invalid(line, f"column {shown(column)} of {'.'.join(names)} is also on line {earlier}")
+        self.columns[column_key] = line
+        attributes: dict[str, Any] = {"databuilder_id": databuilder_id}
         description, data_type = self.value(fields, "col_description"), self.value(fields, "col_type")
         if description:
             attributes["description"] = description
@@ -134,8 +149,14 @@ class _Rows:
             raise _invalid(line, f"{column} must not contain a period (got {shown(text)})")
         return text
 
-    def add_parents(self, database: str, schema: str) -> None:
-        database_key, schema_key = key_of([database]), key_of([database, schema])
+    def check_length(self, line: int, column: str, name: str, parent_key: str) -> None:
+        problem = name_problem(name, parent_key)
+        if problem:
+            raise _invalid(line, f"{column} {problem}")
+
+    def add_parents(self, database: str, schema: str) -> str:
+        """Adds the database and schema unless added already; returns the schema's key."""
+        database_key, schema_key = resource_key(database), resource_key(f"{database}.{schema}")
         if database_key not in self.parents:
             self.parents.add(database_key)
             self.snapshot.resources.append(
@@ -145,19 +166,25 @@ class _Rows:
             self.parents.add(schema_key)
             attributes = {"databuilder_id": f"{database}.{schema}"}
             self.snapshot.resources.append(Resource(schema_key, "schema", schema, database_key, attributes))
+        return schema_key
 
     def add_table(self, line: int, fields: list[str], names: tuple[str, str, str]) -> _Table:
         """The table of a first row, added after its database and schema."""
+        database, schema, name = names
+        self.check_length(line, "database", database, "")
+        self.check_length(line, "schema", schema, resource_key(database))
+        self.check_length(line, "name", name, resource_key(f"{database}.{schema}"))
         written = self.shared(fields)
         description, is_view, updated_at = read = _read_shared(line, written)
-        table = self.tables[names] = _Table(line, key_of(names), written, read)
-        self.add_parents(*names[:2])
-        attributes: dict[str, Any] = {"databuilder_id": ".".join(names), "native_type": "view" if is_view else "table"}
+        databuilder_id = ".".join(names)
+        table = self.tables[names] = _Table(line, resource_key(databuilder_id), written, read)
+        schema_key = self.add_parents(*names[:2])
+        attributes: dict[str, Any] = {"databuilder_id": databuilder_id, "native_type": "view" if is_view else "table"}
         if description:
             attributes["description"] = description
         if updated_at is not None:
             attributes["external_updated_at"] = updated_at
-        self.snapshot.resources.append(Resource(table.key, "table", names[2], key_of(names[:2]), attributes))
+        self.snapshot.resources.append(Resource(table.key, "table", names[2], schema_key, attributes))
         return table
 
     def check_table(self, line: int, fields: list[str], names: tuple[str, str, str], table: _Table) -> None:

@@ -1,11 +1,14 @@
 """Secoda's JSONL metadata import (spec §4): `resources_file`, one resource per line, and the optional
 `lineages_file`, one lineage edge per line. Blank lines are skipped; every other line is one JSON object.
 
-Resources (`jsonl_resources`): a resource's key is its escaped `databuilder_id` and its parent's key the escaped
-`parent_databuilder_id` ("" for none), so ids stay stable across uploads. The name is `title`, or the databuilder id
-when there is no title. Types are checked, never coerced (`sort_order` is a JSON integer, `is_pk` a boolean); null
-counts as absent; unknown keys, and keys that do not apply to the line's entity_type, are ignored.
-`external_updated_at` is ISO-8601 (no offset = UTC), kept normalised to UTC. A databuilder id twice is refused.
+Resources (`jsonl_resources`): a resource's key is `resource_key(databuilder_id)` and its parent's key that of
+`parent_databuilder_id` ("" for none): the key rule of every format, so ids stay stable across uploads and a CSV
+upload of the same databuilder ids gives the same keys. The name is `title`, or the databuilder id when there is no
+title; it is at most 1,000 characters and fits the indexes with its parent's key (`upload_text.name_problem`), and
+a key at most 2,000 bytes. Every key and string of a line is storable text (no NUL, no unpaired surrogate). Types
+are checked, never coerced (`sort_order` is a JSON integer, `is_pk` a boolean); null counts as absent; unknown
+keys, and keys that do not apply to the line's entity_type, are ignored. `external_updated_at` is ISO-8601 (no
+offset = UTC), kept normalised to UTC. A databuilder id twice is refused.
 
 Parents: a column's parent is a table or a column, a chart's a dashboard (both required); a schema's is a database,
 a table's a schema or database, a dashboard's a dashboard group (all optional); databases and dashboard groups have
@@ -49,8 +52,7 @@ from services.core.imports.model import (
     QueriedTables,
     Snapshot,
 )
-from services.core.imports.upload_text import collector_paused, decoded, invalid, shown, text_problem
-from services.core.objects import escape
+from services.core.imports.upload_text import collector_paused, decoded, invalid, resource_key, shown, text_problem_in
 
 LINEAGES = "lineages_file"
 LINEAGE_TYPES = ("internal_resource", "external_table", "external_column", "tables_from_query")
@@ -88,8 +90,11 @@ def json_lines(part: str, raw: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
             raise invalid(part, number, "the JSON is nested too deeply") from None
         if type(item) is not dict:
             raise invalid(part, number, f"each line must be a JSON object (got {shown(item)})")
-        if "\\u" in line:  # NUL and unpaired surrogates arrive only as \u escapes: only such lines need the walk
-            _check_texts(part, number, item)
+        # NUL and unpaired surrogates arrive only as \u escapes (`decoded` refused raw ones): only such lines need
+        # the walk over every key and string.
+        found = text_problem_in(item) if "\\u" in line else None
+        if found:
+            raise invalid(part, number, f"{shown(found[0])}: {found[1]}")
         yield number, item
 
 
@@ -111,20 +116,6 @@ def _loads(line: str) -> Any:
     if end == len(line) or line[end:].isspace():
         return item
     return _DECODER.decode(line)  # white space before, or data after, the value
-
-
-def _check_texts(part: str, line: int, item: dict[str, Any]) -> None:
-    """Every key and string of the line can be stored as text."""
-    pending: list[tuple[str, Any]] = list(item.items())
-    while pending:
-        path, value = pending.pop()
-        problem = text_problem(path) or (text_problem(value) if isinstance(value, str) else None)
-        if problem:
-            raise invalid(part, line, f"{shown(path)}: {problem}")
-        if isinstance(value, dict):
-            pending.extend((f"{path}.{key}", child) for key, child in value.items())
-        elif isinstance(value, list):
-            pending.extend((f"{path}.{index}", child) for index, child in enumerate(value))
 
 
 def lineage_edges(raw: bytes, resources: Mapping[str, Record]) -> list[LineageEdge]:
@@ -193,7 +184,7 @@ class _Ends:
             if databuilder_id not in self.resources:
                 problem = f"{side}.databuilder_id {shown(databuilder_id)} is not in resources_file"
                 raise invalid(LINEAGES, line, f"{problem} (an internal_resource is a resource of this upload)")
-            end = self.internal[databuilder_id] = Internal(escape(databuilder_id))
+            end = self.internal[databuilder_id] = Internal(resource_key(databuilder_id))
         return end
 
 

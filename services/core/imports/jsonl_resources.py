@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from services.core.imports.model import ENTITY_TYPES, Resource
-from services.core.imports.upload_text import checked_key, invalid, shown, utc_iso
-from services.core.objects import escape
+from services.core.imports.upload_text import checked_key, invalid, name_problem, resource_key, shown, utc_iso
 
 PART = "resources_file"
 MAX_SORT_ORDER = 2**31 - 1
@@ -39,6 +38,7 @@ class Record:
     databuilder_id: str
     parent: str | None  # the parent's databuilder id
     name: str
+    name_field: str  # the field of the line that gave the name: title, databuilder_id, or a table's database/schema
     attributes: dict[str, Any]
 
 
@@ -67,7 +67,8 @@ class Resources:
             attributes["external_updated_at"] = _timestamp(line, updated_at)
         if kind == "column":
             _column_attributes(line, item, attributes)
-        record = Record(line, kind, databuilder_id, parent, databuilder_id if title is None else title, attributes)
+        name, name_field = (databuilder_id, "databuilder_id") if title is None else (title, "title")
+        record = Record(line, kind, databuilder_id, parent, name, name_field, attributes)
         earlier = self.by_id.setdefault(databuilder_id, record)
         if earlier is not record:
             raise invalid(PART, line, f"databuilder_id {shown(databuilder_id)} is also on line {earlier.line}")
@@ -100,7 +101,10 @@ class Resources:
         pending = [(record, "") for record in reversed(roots)]
         while pending:
             record, parent_key = pending.pop()
-            key = checked_key(escape(record.databuilder_id), PART, record.line)
+            key = checked_key(resource_key(record.databuilder_id), PART, record.line)
+            problem = name_problem(record.name, parent_key)
+            if problem:
+                raise invalid(PART, record.line, f"{record.name_field} {problem}")
             resources.append(Resource(key, record.kind, record.name, parent_key, record.attributes))
             below = children.pop(record.databuilder_id, None)
             if below:
@@ -153,7 +157,7 @@ class _Placer:
             problem = f"its {kind} {shown(title)} would be made with databuilder_id {shown(databuilder_id)}"
             raise invalid(PART, table.line, f"{problem}, but line {found.line} is a {found.kind} with that id; give "
                           "parent_databuilder_id")  # fmt: skip
-        made = Record(table.line, kind, databuilder_id, parent, title, {"databuilder_id": databuilder_id})
+        made = Record(table.line, kind, databuilder_id, parent, title, kind, {"databuilder_id": databuilder_id})
         self.by_id[databuilder_id] = made
         self.titled[(kind, parent, title)] = [made]
         return databuilder_id
