@@ -62,7 +62,7 @@ async def editable_integration(
     integration = await visible_integration(conn, principal, external_id)
     require_edit(principal, integration)
     if lock:
-        await conn.execute("SELECT 1 FROM integrations WHERE id = $1 FOR NO KEY UPDATE", integration.id)
+        await integration_store.lock(conn, integration.id)
         locked = await integration_store.get_by_external_id(conn, external_id)
         if locked is None:  # deleted while we waited
             raise NotFound(f"Integration '{external_id}' was not found, or this API key cannot see it.")

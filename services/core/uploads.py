@@ -25,7 +25,6 @@ from services.core.ingestion import (
     claim_run,
     editable_integration,
     require_edit,
-    visible_integration,
 )
 from services.core.integrations import IntegrationService
 from services.core.model import Integration, Principal
@@ -107,7 +106,6 @@ class UploadService:
         integration = await self._integrations.get_by_id(principal, integration_id)
         _check_accepts(FORMATS[Format.DBT_CORE], integration)
         async with self._rt.pool.acquire() as conn:
-            await visible_integration(conn, principal, integration.external_id)
             return await dbt_store.failing_tests(conn, integration.id)
 
 
@@ -143,7 +141,7 @@ async def start_waiting_imports(rt: Runtime, batch_size: int = 100) -> int:
         waiting = await upload_store.integrations_waiting(conn, batch_size)
         for integration_id in waiting:
             async with conn.transaction():
-                await conn.execute("SELECT 1 FROM integrations WHERE id = $1 FOR NO KEY UPDATE", integration_id)
+                await integration_store.lock(conn, integration_id)
                 integration = await integration_store.get_by_id(conn, integration_id)
                 if integration is None:
                     continue

@@ -180,6 +180,12 @@ async def credentials_token(conn: asyncpg.Connection, integration_id: uuid.UUID)
     return token
 
 
+async def lock(conn: asyncpg.Connection, integration_id: uuid.UUID) -> None:
+    """Hold the integration until the transaction ends (its writers are serialised). FOR NO KEY UPDATE: it does not
+    block the foreign-key checks of the projector appending the integration's run events."""
+    await conn.execute("SELECT 1 FROM integrations WHERE id = $1 FOR NO KEY UPDATE", integration_id)
+
+
 async def load_run_context(conn: asyncpg.Connection, run_id: uuid.UUID) -> RunContext | None:
     row = await conn.fetchrow(
         """
