@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -22,9 +20,9 @@ import aiohttp
 import asyncpg
 
 from services.connector.sources.postgres import COLUMNS_SQL, CONSTRAINTS_SQL, RELATIONS_SQL
+from tests.bench.support import run_ended, running_stack, samples
 from tests.support import recreate_database
 
-ROOT = Path(__file__).resolve().parents[2]
 TABLES = int(os.environ.get("BENCH_TABLES", "2000"))
 COLUMNS = int(os.environ.get("BENCH_COLUMNS", "20"))
 VIEW_EVERY = 10  # one view per 10 tables
@@ -71,24 +69,6 @@ async def plain_read(dsn: str, out: Path) -> tuple[float, int]:
     return time.perf_counter() - began, rows
 
 
-async def wait_api(url: str) -> None:
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(url + "/health") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("api did not start")
-
-
-def _samples(values: list[float]) -> str:
-    return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
-
-
 async def timed_run(
     session: aiohttp.ClientSession, url: str, db: asyncpg.Connection, external_id: str
 ) -> tuple[float, asyncpg.Record]:
@@ -96,22 +76,8 @@ async def timed_run(
     async with session.post(f"{url}/api/integrations/{external_id}/run", headers={"x-api-key": KEY}) as response:
         assert response.status == 202, await response.text()
         run_id = uuid.UUID((await response.json())["ingestionRunId"])
-    while True:
-        row = await db.fetchrow("SELECT * FROM runs WHERE id = $1", run_id)
-        if row and row["status"] in ("SUCCESS", "FAILED", "CANCELLED"):
-            return time.perf_counter() - began, row
-        await asyncio.sleep(0.01)
-
-
-def start_stack(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
-    """Migrate, then start the four services as processes (logs in a temp dir)."""
-    subprocess.run([sys.executable, "-m", "services.manage", "migrate"], cwd=ROOT, env=env, check=True)
-    logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
-    return [
-        subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env,
-                         stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
-        for name in ("api", "scheduler", "connector", "projector", "relay")
-    ]  # fmt: skip
+    row = await run_ended(db, run_id)
+    return time.perf_counter() - began, row
 
 
 async def main() -> None:
@@ -125,10 +91,8 @@ async def main() -> None:
     port = 18080
     env = os.environ | {"DATABASE_URL": dsn, "API_PORT": str(port), "BOOTSTRAP_API_KEY": KEY, "APP_ENV": "test",
                         "LOG_LEVEL": "WARNING"}  # fmt: skip
-    processes = start_stack(env)
     url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_api(url)
+    async with running_stack(env, url):
         from urllib.parse import urlparse
 
         parsed = urlparse(source)
@@ -171,17 +135,12 @@ async def main() -> None:
         base = median(plain)
         print(f"assets per run, all projected in Postgres: {EXPECTED_ASSETS} ({rows} catalog rows read)")
         print(f"rounds: {ROUNDS} (median, then every sample)")
-        print(f"plain set-based read to a file:        {base:7.3f} s   {_samples(plain)}")
+        print(f"plain set-based read to a file:        {base:7.3f} s   {samples(plain)}")
         print(f"trigger -> SUCCESS, first run:         {median(firsts):7.3f} s   "
-              f"({median(firsts) / base:.2f}x the plain read)   {_samples(firsts)}")  # fmt: skip
+              f"({median(firsts) / base:.2f}x the plain read)   {samples(firsts)}")  # fmt: skip
         print(f"trigger -> SUCCESS, unchanged re-run:  {median(reruns):7.3f} s   "
-              f"({median(reruns) / base:.2f}x the plain read)   {_samples(reruns)}")  # fmt: skip
+              f"({median(reruns) / base:.2f}x the plain read)   {samples(reruns)}")  # fmt: skip
         print("target: trigger -> SUCCESS within 3x the plain read")
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=20)
 
 
 if __name__ == "__main__":

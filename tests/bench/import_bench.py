@@ -18,7 +18,7 @@ from statistics import median
 import aiohttp
 import asyncpg
 
-from tests.bench.catalog_bench import _samples, start_stack, wait_api
+from tests.bench.support import run_ended, running_stack, samples
 from tests.support import recreate_database
 
 RESOURCES = int(os.environ.get("BENCH_RESOURCES", "100000"))
@@ -91,11 +91,8 @@ async def timed_import(session: aiohttp.ClientSession, url: str, db: asyncpg.Con
         assert response.status == 200, await response.text()
         run_id = uuid.UUID((await response.json())["run_id"])
     accepted = time.perf_counter() - began
-    while True:
-        row = await db.fetchrow("SELECT * FROM runs WHERE id = $1", run_id)
-        if row and row["status"] in ("SUCCESS", "FAILED", "CANCELLED"):
-            return accepted, time.perf_counter() - began, row
-        await asyncio.sleep(0.01)
+    row = await run_ended(db, run_id)
+    return accepted, time.perf_counter() - began, row
 
 
 async def main() -> None:
@@ -110,13 +107,11 @@ async def main() -> None:
     port = 18081
     env = os.environ | {"DATABASE_URL": dsn, "API_PORT": str(port), "BOOTSTRAP_API_KEY": KEY, "APP_ENV": "test",
                         "LOG_LEVEL": "WARNING"}  # fmt: skip
-    processes = start_stack(env)
     url = f"http://127.0.0.1:{port}"
     copies: list[float] = []
     imports: list[float] = []
     accepts: list[float] = []
-    try:
-        await wait_api(url)
+    async with running_stack(env, url):
         db = await asyncpg.connect(dsn)
         async with aiohttp.ClientSession() as session:
             for _ in range(ROUNDS):
@@ -137,16 +132,11 @@ async def main() -> None:
         await db.close()
         plain = median(copies)
         print(f"rounds: {ROUNDS} (median, then every sample)")
-        print(f"COPY of the same rows into plain tables: {plain:7.3f} s   {_samples(copies)}")
+        print(f"COPY of the same rows into plain tables: {plain:7.3f} s   {samples(copies)}")
         print(f"upload -> SUCCESS, all projected:        {median(imports):7.3f} s   "
-              f"({median(imports) / plain:.2f}x the COPY)   {_samples(imports)}")  # fmt: skip
-        print(f"  of which upload -> 200 (validated, stored): {median(accepts):7.3f} s   {_samples(accepts)}")
+              f"({median(imports) / plain:.2f}x the COPY)   {samples(imports)}")  # fmt: skip
+        print(f"  of which upload -> 200 (validated, stored): {median(accepts):7.3f} s   {samples(accepts)}")
         print("target: upload -> SUCCESS within 3x the COPY")
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=20)
 
 
 if __name__ == "__main__":
