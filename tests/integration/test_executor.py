@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -14,9 +15,12 @@ from services.connector.executor import ExecutorConfig, RunExecutor, RunHandle
 from services.connector.reporting import KafkaReporter
 from services.core import ingestion
 from services.core.crypto import CredentialCipher
+from services.core.imports.formats import Format
 from services.core.store import runlog
+from services.core.uploads import UploadService
 from shared.events import AssetsChanged, ConnectorReport, RunHeartbeat, parse_report
 from tests.integration.conftest import OWNER
+from tests.integration.test_lineage import custom_integration
 from tests.support import SHOP_ASSETS, create_shop_database, eventually
 
 pytestmark = pytest.mark.integration
@@ -296,3 +300,52 @@ async def test_a_run_whose_start_is_not_acknowledged_is_not_crawled(runtime, poo
     assert [e.type for e in producer.sent] == ["run.started.v1"]
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT connector_id FROM run_claims WHERE run_id = $1", run.run_id) == "test"
+
+
+def jsonl(*lines: dict) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+async def test_an_import_reports_its_snapshot_and_lineage_and_ignores_the_crawl_fail_safe(runtime, pool, integrations):
+    """Each upload is a full snapshot: nine of ten dashboards missing from the next one go stale, though the
+    integration's failSafeThreshold (20%) would withhold that for a crawl."""
+    service = UploadService(runtime, integrations)
+    integration = await custom_integration(integrations)
+    tables = [{"entity_type": "dashboard", "databuilder_id": f"t{i}", "title": f"t{i}"} for i in range(10)]
+    edge = {"from_identifier": {"type": "internal_resource", "databuilder_id": "t0"},
+            "to_identifier": {"type": "internal_resource", "databuilder_id": "t1"}}  # fmt: skip
+
+    async def imported(parts: dict[str, bytes]) -> RecordingReporter:
+        accepted = await service.accept(OWNER, integration, Format.FILE_JSONL, parts)
+        assert accepted.run is not None
+        reporter = RecordingReporter()
+        await executor(pool, reporter).execute(RunHandle(accepted.run.run_id))
+        async with pool.acquire() as conn, conn.transaction():
+            assert (await runlog.append(conn, accepted.run.run_id, reporter.log_events())).state.status.value == \
+                "SUCCESS"  # fmt: skip
+        return reporter
+
+    first = await imported({"resources_file": jsonl(*tables), "lineages_file": jsonl(edge)})
+    assert "run.lineage_reported.v1" in first.types()
+    second = await imported({"resources_file": jsonl(tables[0])})
+    ended = second.log_events()[-1]
+    assert ended.payload.counts.assets_deleted == 9 and "Fail-safe" not in ended.payload.message
+    async with pool.acquire() as conn:
+        live = await conn.fetchval("SELECT count(*) FROM assets WHERE integration_id = $1 AND deleted_at IS NULL",
+                                   integration.id)  # fmt: skip
+        edges = await conn.fetchval("SELECT count(*) FROM lineage_edges WHERE integration_id = $1", integration.id)
+    assert (live, edges) == (1, 0)  # the edge's run was replaced by one that asserts none
+
+
+async def test_an_import_whose_upload_is_gone_fails_saying_to_upload_again(runtime, pool, integrations):
+    service = UploadService(runtime, integrations)
+    integration = await custom_integration(integrations)
+    accepted = await service.accept(OWNER, integration, Format.FILE_CSV,
+                                    {"file": b"database,schema,name,col_name\nshop,public,orders,id\n"})  # fmt: skip
+    assert accepted.run is not None
+    async with pool.acquire() as conn:  # e.g. pruned by an operator, or lost with a restored backup
+        await conn.execute("DELETE FROM uploads WHERE id = $1", accepted.upload_id)
+    reporter = RecordingReporter()
+    await executor(pool, reporter).execute(RunHandle(accepted.run.run_id))
+    assert reporter.types() == ["run.started.v1", "run.failed.v1"]
+    assert "upload the file again" in reporter.log_events()[-1].payload.message

@@ -9,16 +9,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.core import ingestion
+from services.core.imports.formats import Format
 from services.core.ingestion import Runtime
 from services.core.runs import RunStatus
 from services.core.store import integrations as integration_store
 from services.core.store import run_reads
+from services.core.uploads import UploadService
 from services.scheduler.bootstrap import tick
 from services.scheduler.due import fire_due
 from services.scheduler.reaper import reap_stale_runs
 from services.scheduler.settings import SchedulerSettings
 from shared import topics
 from tests.integration.conftest import OWNER
+from tests.integration.test_lineage import custom_integration
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +196,22 @@ async def test_changing_a_schedule_clears_its_error_at_once(make_integration, in
     fixed = IntegrationFields.model_validate({"schedule": {"cron": "0 3 * * *"}})
     updated = await integrations.update(OWNER, integration.external_id, fixed)
     assert updated.schedule_error is None
+
+
+async def test_a_reaped_import_says_to_upload_again(runtime, integrations, pool):
+    """A crawl is triggered again; an import's upload is gone once its run ended, and a custom integration has no
+    trigger: the reason says what the person can do."""
+    integration = await custom_integration(integrations)
+    accepted = await UploadService(runtime, integrations).accept(
+        OWNER, integration, Format.FILE_CSV, {"file": b"database,schema,name,col_name\nshop,public,orders,id\n"}
+    )
+    assert accepted.run is not None
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE runs SET status = 'RUNNING', started_at = now() WHERE id = $1", accepted.run.run_id)
+        await conn.execute("INSERT INTO run_heartbeats VALUES ($1, 'c', now() - interval '1 minute')",
+                           accepted.run.run_id)  # fmt: skip
+    await reap_stale_runs(runtime, heartbeat_timeout_s=30, queued_timeout_s=600)
+    async with pool.acquire() as conn:
+        reaped = await run_reads.get_run(conn, accepted.run.run_id)
+    assert reaped is not None and reaped.status is RunStatus.FAILED
+    assert "heartbeat" in (reaped.message or "") and "Upload the file again" in (reaped.message or "")
