@@ -79,7 +79,6 @@ class UploadService:
         )  # fmt: skip
         async with self._rt.pool.acquire() as conn, conn.transaction():
             locked = await editable_integration(conn, principal, integration.external_id, lock=True)
-            _check_accepts(spec, locked)
             await upload_store.insert(conn, upload, parts)
             run = await start_next_import(self._rt, conn, locked) if spec.queued else None
             await upload_store.prune(conn, integration.id)

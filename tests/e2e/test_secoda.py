@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import ADMIN_KEY, Stack
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -162,3 +163,31 @@ async def test_secodas_python_client_creates_lists_and_gets_integrations_unchang
     created, listed, got = await asyncio.to_thread(drive)
     assert created["name"] == "From pysecoda" and created["type"] == "custom" and got == created
     assert listed == [created] and len(created["teams"]) == 1  # owned by the key's one team
+
+
+async def test_deleting_an_integration_stops_its_running_sync(secoda: Secoda, shop_dsn: str, locked_view: None,
+                                                              db) -> None:  # fmt: skip
+    """DELETE answers 204 at once and the connector is told to stop: its crawl, blocked on a locked view of the
+    source, goes away instead of running on for an integration that no longer exists."""
+    url = urlsplit(shop_dsn)
+    credentials = {"host": url.hostname, "port": url.port, "database": url.path.lstrip("/"), "user": url.username,
+                   "password": url.password, "sslmode": "disable"}  # fmt: skip
+    status, created = await secoda.call("POST", BASE, json={"type": "postgres", "credentials": credentials})
+    assert status == 201, created
+    async with secoda.session.post(f"{secoda.url}/api/integrations/{created['id']}/run",
+                                   headers={"x-api-key": ADMIN_KEY}) as response:  # fmt: skip
+        assert response.status == 202, await response.text()
+
+    async def blocked_crawls() -> int:
+        return int(await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+            url.path.lstrip("/")))  # fmt: skip
+
+    await eventually(blocked_crawls, timeout=30)  # the sync is running, stuck on the view
+    assert (await secoda.call("DELETE", f"{BASE}/{created['id']}"))[0] == 204
+    await eventually(lambda: _none(blocked_crawls), timeout=30)
+    assert (await secoda.call("GET", f"{BASE}/{created['id']}"))[0] == 404
+
+
+async def _none(count: Any) -> bool:
+    return await count() == 0
