@@ -5,7 +5,8 @@
 #   infra/run_services.sh        start (in the foreground; safe to run again: a running stack is reported)
 #   infra/run_services.sh stop   stop a running stack: the watching script first, then the services
 # Environment: RUN_DIR (.local/dev/services: PID files and logs), STOP_INFRA (1: stopping also stops the
-# local Kafka and PostgreSQL of infra/local.sh; 0 leaves them running), API_HOST, API_PORT.
+# local Kafka and PostgreSQL of infra/local.sh; 0 leaves them running), API_HOST, API_PORT, OPS_PORT (unset:
+# each service's own default ops port, listed in the banner; 0: ephemeral ports, logged as `ops_serving`).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,6 +82,13 @@ for _ in $(seq 1 300); do
   sleep 0.2
 done
 
+# The services' own defaults (OPS_PORT of services/*/settings.py): one port per process on one machine.
+if [ -n "${OPS_PORT:-}" ]; then
+  OPS="port $OPS_PORT of every service (0: ephemeral; the 'ops_serving' line of each log)"
+else
+  OPS="http://127.0.0.1:{9101 api, 9102 scheduler, 9103 connector, 9104 projector, 9105 relay}"
+fi
+
 cat <<BANNER
 
   Ingestion control plane is running.
@@ -88,6 +96,7 @@ cat <<BANNER
     Authenticate:  -H "x-api-key: ${BOOTSTRAP_API_KEY:-<set BOOTSTRAP_API_KEY>}"   (or Authorization: Bearer ...)
     Try:           curl -s -H "x-api-key: ${BOOTSTRAP_API_KEY:-}" $URL/api/integrations
     Logs:          $RUN_DIR/{api,scheduler,connector,projector,relay}.log
+    Ops:           /livez /readyz /metrics on $OPS
   A service that exits is restarted. Ctrl-C (or 'make stop' from another shell) stops everything.
 
 BANNER

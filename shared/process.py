@@ -1,5 +1,5 @@
-"""Running a service process: its main coroutine until SIGINT/SIGTERM, supervised background tasks,
-and a liveness file for container health checks.
+"""Running a service process: its main coroutine until SIGINT/SIGTERM, and supervised background tasks.
+(Health is served on each process's ops port: shared/ops.py.)
 
 A background task that dies takes its process down with a log line naming it (`background_task_died`);
 the process exits non-zero and whatever runs it (`make run`, a container restart policy) restarts it.
@@ -10,19 +10,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import structlog
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = structlog.get_logger()
-
-LIVENESS_EVERY_S = 5.0
 
 
 class BackgroundTaskDied(RuntimeError):
@@ -84,39 +78,11 @@ async def _guard(name: str, work: Coroutine[Any, Any, None]) -> None:
     raise BackgroundTaskDied(f"background task '{name}' ended")
 
 
-class ProcessSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
-
-    # Touched every few seconds while the event loop runs; a container health check reads its age.
-    liveness_file: Path | None = Field(default=None, alias="LIVENESS_FILE")
-
-
-async def _keep_alive(path: Path) -> None:
-    while True:
-        path.touch()
-        await asyncio.sleep(LIVENESS_EVERY_S)
-
-
-def is_alive(path: Path, max_age_s: float) -> bool:
-    """True while `path` was touched within `max_age_s`: the process runs and its event loop is not stuck."""
-    try:
-        return time.time() - path.stat().st_mtime <= max_age_s
-    except FileNotFoundError:
-        return False
-
-
 def run_service(main: Callable[[], Awaitable[None]]) -> None:
     """Run `main` until SIGINT/SIGTERM (exit 0, after its cleanup) or until it fails (exit 1, logged)."""
-    liveness_file = ProcessSettings().liveness_file
-
-    async def supervised() -> None:
-        async with Supervisor() as supervisor:
-            if liveness_file is not None:
-                supervisor.start("liveness", _keep_alive(liveness_file))
-            await main()
 
     async def runner() -> int:
-        task = asyncio.ensure_future(supervised())
+        task = asyncio.ensure_future(main())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
@@ -132,8 +98,3 @@ def run_service(main: Callable[[], Awaitable[None]]) -> None:
         return 1
 
     sys.exit(asyncio.run(runner()))
-
-
-if __name__ == "__main__":
-    # Container health check: `python -m shared.process /tmp/alive 30` exits 0 iff touched within 30 s.
-    sys.exit(0 if is_alive(Path(sys.argv[1]), float(sys.argv[2])) else 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,7 +72,15 @@ class CommonSettings(KafkaSettings):
     database_url: str = Field(default="postgresql://postgres:ingest@127.0.0.1:5433/ingestion", alias="DATABASE_URL")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     log_format: str = Field(default="auto", alias="LOG_FORMAT")  # auto | json | console
+    # Where /livez, /readyz and /metrics listen (the port: OPS_PORT, each service's own default).
+    ops_host: str = Field(default="127.0.0.1", alias="OPS_HOST")
 
     @property
     def is_dev(self) -> bool:
         return self.environment in DEV_ENVIRONMENTS
+
+
+def ops_port(default: int) -> Any:
+    """OPS_PORT, with a default per service so that every process of `make run` gets its own port on one
+    machine; 0 binds an ephemeral port (tests; the bound port is logged as `ops_serving`)."""
+    return Field(default=default, alias="OPS_PORT", ge=0, le=65535)

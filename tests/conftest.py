@@ -21,6 +21,9 @@ from shared.postgres import create_pool, migrate
 from tests.support import recreate_database
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "core" / "store" / "migrations"
+# Every service process a test starts serves its ops port on an ephemeral port unless the test picks one:
+# the per-service defaults would collide with `make run` and with other suites on the same machine.
+os.environ.setdefault("OPS_PORT", "0")
 
 
 def _docker_reachable() -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api.app import create_app
+from services.api.app import create_app, ops_server
 from services.api.settings import ApiSettings
 from shared.logging import configure_logging
 
@@ -12,7 +12,9 @@ from shared.logging import configure_logging
 def main() -> None:
     settings = ApiSettings()
     configure_logging(settings.log_level, settings.log_format, service="api")
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    app = create_app(settings)
+    app.cleanup_ctx.append(ops_server(settings))  # here, not in create_app: tests build apps without one
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":

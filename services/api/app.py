@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from services.api.problems import (
     SECODA,
     STYLE,
     ErrorStyle,
+    Handler,
     problem_middleware,
     request_context_middleware,
 )
@@ -35,6 +37,8 @@ from services.core.ingestion import Runtime
 from services.core.integrations import IntegrationService
 from services.core.tasks import TaskService
 from services.core.uploads import UploadService
+from shared import ops
+from shared.metrics import API
 from shared.postgres import create_pool
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
@@ -46,7 +50,10 @@ log = structlog.get_logger()
 def create_app(settings: ApiSettings) -> web.Application:
     # Fail fast on a missing encryption key, before anything listens.
     cipher = CredentialCipher.from_settings(settings.credentials_key, settings.is_dev)
-    app = web.Application(middlewares=[request_context_middleware, problem_middleware], client_max_size=4 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[latency_middleware, request_context_middleware, problem_middleware],
+        client_max_size=4 * 1024 * 1024,
+    )
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, max_size=settings.db_pool_size)
@@ -84,6 +91,36 @@ def create_app(settings: ApiSettings) -> web.Application:
     # Our own write endpoints first: the dialect's GET /api/integrations/{externalId} must not shadow them.
     app.add_subapp("/api", dialect_app(admin.routes, ENTROPY, entropy.routes))
     return app
+
+
+@web.middleware
+async def latency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """HTTP latency by route template (never the raw path: bounded label values) and status. Outermost, so
+    it times what the client waited for, error rendering included."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as http:
+        status = http.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        API.http_request_seconds.labels(request.method, route, str(status)).observe(time.perf_counter() - started)
+
+
+def ops_server(settings: ApiSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The API's ops port (a cleanup_ctx after `resources`, whose pool its readiness check uses)."""
+
+    async def serve(app: web.Application) -> AsyncIterator[None]:
+        checks = {"database": ops.database_reachable(app[DEPS].runtime.pool)}
+        async with ops.serving(settings.ops_host, settings.ops_port, ops.Ops(API.registry, checks), "api"):
+            yield
+
+    return serve
 
 
 def dialect_app(routes: web.RouteTableDef, style: ErrorStyle, *more: web.RouteTableDef) -> web.Application:

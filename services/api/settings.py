@@ -5,12 +5,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from services.core.sources import private_sources_default
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, ops_port
 
 
 class ApiSettings(CommonSettings):
     host: str = Field(default="127.0.0.1", alias="API_HOST")
     port: int = Field(default=8080, alias="API_PORT")
+    ops_port: int = ops_port(9101)
     bootstrap_api_key: str | None = Field(default=None, alias="BOOTSTRAP_API_KEY")
     credentials_key: str | None = Field(default=None, alias="CREDENTIALS_KEY")
     allow_private_sources: bool = Field(default_factory=private_sources_default, alias="ALLOW_PRIVATE_SOURCES")

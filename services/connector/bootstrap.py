@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import asyncpg
 import structlog
+from aiokafka import AIOKafkaConsumer
 
 from services.connector.connection_testing import CONSUMER_GROUP as TESTS_GROUP
 from services.connector.connection_testing import ConnectionTester, answer_connection_tests
@@ -14,13 +16,26 @@ from services.connector.service import ConnectorService
 from services.connector.settings import ConnectorSettings
 from services.core.crypto import CredentialCipher
 from services.core.sources import SystemResolver
-from shared import topics
+from shared import ops, topics
 from shared.kafka import KafkaPublisher, make_consumer, make_producer
+from shared.metrics import CONNECTOR, record_consumer_lag
 from shared.postgres import create_pool
 from shared.process import Supervisor
 
 log = structlog.get_logger()
 CONSUMER_GROUP = "connector"
+
+
+def connector_ops(pool: asyncpg.Pool, requests: AIOKafkaConsumer, tests: AIOKafkaConsumer) -> ops.Ops:
+    """Ready when it can take runs: the database answers and the group assigned it run-request partitions.
+    Lag is no readiness criterion here: a busy connector pauses its partitions by design."""
+
+    async def refresh() -> None:
+        await record_consumer_lag(CONNECTOR.consumer_lag, CONSUMER_GROUP, requests)
+        await record_consumer_lag(CONNECTOR.consumer_lag, TESTS_GROUP, tests)
+
+    checks = {"database": ops.database_reachable(pool), "kafka": ops.partitions_assigned(requests)}
+    return ops.Ops(CONNECTOR.registry, checks, refresh)
 
 
 async def run_connector(settings: ConnectorSettings) -> None:
@@ -60,12 +75,17 @@ async def run_connector(settings: ConnectorSettings) -> None:
             ),
             clock=lambda: datetime.now(UTC),
         )
+        service = ConnectorService(
+            requests, cancellations, executor, settings.max_concurrent_runs, settings.shutdown_grace_s
+        )
+        CONNECTOR.runs_in_flight.set_function(lambda: service.runs_in_flight)
         log.info("connector_started", connector_id=settings.connector_id)
-        async with Supervisor() as supervisor:
+        async with (
+            ops.serving(settings.ops_host, settings.ops_port, connector_ops(pool, requests, tests), "connector"),
+            Supervisor() as supervisor,
+        ):
             supervisor.start("connection_tests", answer_connection_tests(tests, tester))
-            await ConnectorService(
-                requests, cancellations, executor, settings.max_concurrent_runs, settings.shutdown_grace_s
-            ).run()
+            await service.run()
     finally:
         await tests.stop()
         await requests.stop()

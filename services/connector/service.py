@@ -74,6 +74,11 @@ class ConnectorService:
         self._handles: dict[uuid.UUID, list[RunHandle]] = {}
         self._tails: dict[bytes, asyncio.Task[None]] = {}  # last task per integration key: keeps order
 
+    @property
+    def runs_in_flight(self) -> int:
+        """Runs this instance executes now (being claimed or running), not the requests queued behind them."""
+        return sum(1 for r in self._inflight.values() if r.handle.phase is not Phase.WAITING)
+
     async def run(self) -> None:
         self._requests.subscribe([topics.RUN_REQUESTS], listener=_Rebalance(self))
         # A dead cancellation listener takes the process down, loudly; it stays alive while runs drain.

@@ -9,10 +9,11 @@ import uuid
 from pydantic import Field
 
 from services.core.sources import private_sources_default
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, ops_port
 
 
 class ConnectorSettings(CommonSettings):
+    ops_port: int = ops_port(9103)
     # Unique per process, across restarts too (a container restarts with the same hostname and pid 1): a
     # restarted connector must never pass for the one whose claims and reports are still in flight.
     connector_id: str = Field(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from services.projector.bootstrap import run_projector
+from services.projector.settings import ProjectorSettings
 from shared.logging import configure_logging
 from shared.process import run_service
-from shared.settings import CommonSettings
 
 
 def main() -> None:
-    settings = CommonSettings()
+    settings = ProjectorSettings()
     configure_logging(settings.log_level, settings.log_format, service="projector")
     run_service(lambda: run_projector(settings))
 

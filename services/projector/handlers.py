@@ -19,7 +19,7 @@ import asyncpg
 import structlog
 from pydantic import ValidationError
 
-from services.core.runs import AbortRun, decide
+from services.core.runs import AbortRun, RunState, decide
 from services.core.store import liveness, runlog
 from services.core.store.dead_letters import DeadLetter, record_dead_letters, storable
 from shared.errors import is_retriable
@@ -52,6 +52,7 @@ class BatchOutcome:
     duplicates: int = 0
     heartbeats: int = 0
     dead_lettered: int = 0
+    finished: list[RunState] = field(default_factory=list)  # runs this batch ended (for the metrics)
 
 
 def parse(messages: list[Received]) -> Batch:
@@ -91,6 +92,8 @@ async def apply_batch(conn: asyncpg.Connection, batch: Batch, now: datetime) -> 
             outcome.applied += len(result.applied)
             outcome.duplicates += result.duplicates
             outcome.ignored += len(result.ignored)
+            if result.applied and result.state is not None and result.state.status.is_terminal:
+                outcome.finished.append(result.state)  # terminal is absorbing: this batch ended it
             for event, why in result.ignored:
                 log.info("event_ignored", run_id=str(run_id), type=event.type, reason=why)
         if dead:

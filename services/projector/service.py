@@ -19,7 +19,9 @@ from aiokafka.errors import KafkaError
 from services.core.store import liveness
 from services.core.store.dead_letters import record_dead_letters
 from services.projector.handlers import Received, apply_batch, dead_letter, parse
+from services.projector.metrics import record_batch
 from shared.errors import is_retriable
+from shared.metrics import PROJECTOR
 
 log = structlog.get_logger()
 
@@ -57,6 +59,7 @@ async def _apply_until_done(pool: asyncpg.Pool, received: list[Received], clock:
         try:
             async with pool.acquire() as conn:
                 outcome = await apply_batch(conn, batch, clock())
+            record_batch(outcome)
             if outcome.ignored or outcome.duplicates or outcome.dead_lettered:
                 log.info("reports_applied", applied=outcome.applied, ignored=outcome.ignored,
                          duplicates=outcome.duplicates, dead_lettered=outcome.dead_lettered)  # fmt: skip
@@ -85,6 +88,7 @@ async def _set_apart(pool: asyncpg.Pool, received: list[Received], clock: Clock,
         async with pool.acquire() as conn:
             await record_dead_letters(conn, [letter])
         log.error("report_set_apart", topic=message.topic, partition=message.partition, offset=message.offset)
+        PROJECTOR.dead_letters.labels("connector_reports").inc()
     except Exception as error:  # not even recordable: it stays on the topic, and projection goes on
         log.critical("report_skipped", topic=message.topic, partition=message.partition, offset=message.offset,
                      error=f"{type(error).__name__}: {error}")  # fmt: skip

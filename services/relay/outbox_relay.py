@@ -20,6 +20,7 @@ from services.core.store import outbox
 from services.relay.listener import listen_for_commits
 from services.relay.publisher import Publisher, is_permanent
 from shared.errors import is_retriable
+from shared.metrics import RELAY
 from shared.process import Supervisor
 
 log = structlog.get_logger()
@@ -58,6 +59,8 @@ async def relay_once(pool: asyncpg.Pool, publisher: Publisher, limits: BatchLimi
             await outbox.dead_letter(conn, outcome.dead)
             for message_id, size, reason in outcome.dead:
                 log.error("outbox_message_dead_lettered", outbox_id=message_id, size_bytes=size, reason=reason)
+    RELAY.published.inc(len(outcome.done))
+    RELAY.dead_letters.labels("outbox").inc(len(outcome.dead))
     return len(rows)
 
 

@@ -12,6 +12,7 @@ from services.core.ingestion import Runtime, SyncRequest, claim_run
 from services.core.store import integrations as integration_store
 from services.core.store import schedules
 from shared.errors import is_retriable
+from shared.metrics import SCHEDULER
 
 log = structlog.get_logger()
 
@@ -39,6 +40,7 @@ async def fire_due(rt: Runtime, batch_size: int = 100) -> int:
                 log.warning("schedule_not_evaluated", integration=row["external_id"], error=str(error),
                             exc_info=not isinstance(error, ValueError))  # fmt: skip
                 await schedules.record_error(conn, row["id"], f"The schedule cannot be evaluated: {error}", now)
+                SCHEDULER.schedule_fires.labels("error").inc()
     return fired
 
 
@@ -61,5 +63,6 @@ async def _fire_one(rt: Runtime, conn: asyncpg.Connection, external_id: str, due
             outcome, recorded_run = "skipped_active", None
         await schedules.record_fire(conn, integration.id, due_at, now, outcome, recorded_run)
         log.info("schedule_fired", integration=integration.external_id, outcome=outcome)
+        SCHEDULER.schedule_fires.labels(outcome).inc()
     await schedules.set_next_fire(conn, integration.id, next_fire)
     return fired

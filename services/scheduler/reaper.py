@@ -10,6 +10,7 @@ from services.core.ingestion import Runtime
 from services.core.runs import AbortRun, RunStatus, decide
 from services.core.store import liveness, runlog
 from shared import topics
+from shared.metrics import SCHEDULER
 
 log = structlog.get_logger()
 
@@ -39,4 +40,5 @@ async def reap_stale_runs(
                 await runlog.append(conn, row["id"], events)
                 reaped += 1
                 log.warning("run_reaped", run_id=str(row["id"]), reason=reason)
+    SCHEDULER.runs_reaped.inc(reaped)  # after the commit: a rolled-back pass reaped nothing
     return reaped

@@ -33,6 +33,7 @@ async def running_stack(env: dict[str, str], url: str) -> AsyncIterator[None]:
 def _start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
     subprocess.run([sys.executable, "-m", "services.manage", "migrate"], cwd=ROOT, env=env, check=True)
     logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    env = {"OPS_PORT": "0"} | env  # ephemeral ops ports: never those of a `make run` on the same machine
     return [
         subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env,
                          stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)

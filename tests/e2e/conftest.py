@@ -40,13 +40,19 @@ class Stack:
     env: dict[str, str]
     log_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ops_ports: dict[str, int] = field(default_factory=dict)  # each process's /livez, /readyz, /metrics
 
     def start(self, name: str, service: str | None = None, **env: str) -> None:
         """Start `services.<service or name>` as process `name` (a second connector: name differs, service not)."""
         log = open(self.log_dir / f"{name}.log", "ab")
+        self.ops_ports[name] = free_port()
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service or name}"], cwd=ROOT, env=self.env | env, stdout=log, stderr=log
-        )
+            [sys.executable, "-m", f"services.{service or name}"], cwd=ROOT,
+            env=self.env | {"OPS_PORT": str(self.ops_ports[name])} | env, stdout=log, stderr=log,
+        )  # fmt: skip
+
+    def ops_url(self, name: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.ops_ports[name]}{path}"
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name)
