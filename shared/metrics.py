@@ -6,6 +6,8 @@ Names start with `icp_`. Labels are bounded sets only (statuses, outcomes, route
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.gc_collector import GCCollector
@@ -125,11 +127,12 @@ async def consumer_lag(consumer: AIOKafkaConsumer) -> dict[TopicPartition, int |
     return lags
 
 
-async def record_consumer_lag(gauge: Gauge, group: str, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int | None]:
-    """Replace the gauge's series with the current assignment's lags (revoked partitions disappear)."""
-    lags = await consumer_lag(consumer)
+async def record_consumer_lag(gauge: Gauge, consumers: Mapping[str, AIOKafkaConsumer]) -> None:
+    """Replace the gauge's series with the lags of every group's current assignment (revoked partitions
+    disappear). All groups at once: the gauge is cleared once, after every lag is known."""
+    lags = {group: await consumer_lag(consumer) for group, consumer in consumers.items()}
     gauge.clear()
-    for tp, lag in lags.items():
-        if lag is not None:
-            gauge.labels(group, tp.topic, str(tp.partition)).set(lag)
-    return lags
+    for group, of_group in lags.items():
+        for tp, lag in of_group.items():
+            if lag is not None:
+                gauge.labels(group, tp.topic, str(tp.partition)).set(lag)

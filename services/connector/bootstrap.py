@@ -31,8 +31,7 @@ def connector_ops(pool: asyncpg.Pool, requests: AIOKafkaConsumer, tests: AIOKafk
     Lag is no readiness criterion here: a busy connector pauses its partitions by design."""
 
     async def refresh() -> None:
-        await record_consumer_lag(CONNECTOR.consumer_lag, CONSUMER_GROUP, requests)
-        await record_consumer_lag(CONNECTOR.consumer_lag, TESTS_GROUP, tests)
+        await record_consumer_lag(CONNECTOR.consumer_lag, {CONSUMER_GROUP: requests, TESTS_GROUP: tests})
 
     checks = {"database": ops.database_reachable(pool), "kafka": ops.partitions_assigned(requests)}
     return ops.Ops(CONNECTOR.registry, checks, refresh)

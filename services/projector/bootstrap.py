@@ -23,7 +23,7 @@ def projector_ops(pool: asyncpg.Pool, consumer: AIOKafkaConsumer, settings: Proj
     no partition has more than PROJECTOR_READY_MAX_LAG reports waiting."""
 
     async def refresh() -> None:
-        await record_consumer_lag(PROJECTOR.consumer_lag, CONSUMER_GROUP, consumer)
+        await record_consumer_lag(PROJECTOR.consumer_lag, {CONSUMER_GROUP: consumer})
         async with pool.acquire() as conn:
             age = await gauges.projector_caught_up_age(conn, topics.CONNECTOR_REPORTS)
         PROJECTOR.caught_up_age.set(age if age is not None else float("nan"))
