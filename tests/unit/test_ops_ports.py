@@ -24,4 +24,3 @@ def test_each_service_has_a_distinct_default_ops_port_and_the_run_banner_lists_t
         name: int(port) for port, name in re.findall(r"(\d{4,5}) (api|scheduler|connector|projector|relay)", banner)
     }
     assert listed == defaults
-
