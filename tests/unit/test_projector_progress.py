@@ -7,6 +7,7 @@ import asyncpg
 import pytest
 from aiokafka import TopicPartition
 
+from services.projector.handlers import BatchOutcome
 from services.projector.service import _mark_progress
 
 TP = TopicPartition("reports", 0)
@@ -125,7 +126,7 @@ def test_a_batch_that_keeps_failing_is_split_until_the_one_bad_message_is_set_ap
         if 2 in offsets:
             raise ValueError("a bug that meets this message's data")  # not infrastructure: retrying never helps
         applied.extend(offsets)
-        return SimpleNamespace(ignored=0, duplicates=0, dead_lettered=0)
+        return BatchOutcome()
 
     monkeypatch.setattr(service, "apply_batch", apply_batch)
     monkeypatch.setattr(service, "GIVE_UP_AFTER", 1)  # no backoff sleeps in a unit test
