@@ -159,6 +159,7 @@ async def stream(
     pool = request.config_dict[DEPS].runtime.pool
     with hub.subscribe(wants) as subscription:  # before the replay: nothing committed meanwhile is missed
         async with sse_response(request, ping_interval=HEARTBEAT_S, headers={"X-Accel-Buffering": "no"}) as out:
+            await out.write(b": open\r\n\r\n")  # the headers go now, not with the first event (clients wait on them)
             sent: set[int] = set()  # replayed positions: a live event may have been replayed already
             while replay is not None:
                 batch = await with_database(pool, lambda conn: replay(conn, after))  # noqa: B023 (awaited here)

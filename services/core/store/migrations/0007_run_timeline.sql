@@ -6,14 +6,15 @@
 -- batch's summary also says whether its upserted assets were new (`change`), for the run's changes listing.
 -- NULL for every other type: the timeline shows their (small) payloads as they are.
 -- Adding it rewrites run_events once (the expression is computed for every stored row).
+-- (Built as text: jsonb_build_object is not immutable, which a generated column requires.)
 ALTER TABLE run_events ADD COLUMN summary jsonb GENERATED ALWAYS AS (
     CASE type
-        WHEN 'run.assets_changed.v1' THEN jsonb_build_object(
-            'upserted', jsonb_array_length(coalesce(payload -> 'upserted', '[]'::jsonb)),
-            'deleted', jsonb_array_length(coalesce(payload -> 'deleted', '[]'::jsonb)),
-            'change', payload -> 'change')
-        WHEN 'run.lineage_reported.v1' THEN jsonb_build_object(
-            'edges', jsonb_array_length(coalesce(payload -> 'edges', '[]'::jsonb)))
+        WHEN 'run.assets_changed.v1' THEN (
+            '{"upserted": ' || jsonb_array_length(coalesce(payload -> 'upserted', '[]'::jsonb))::text
+            || ', "deleted": ' || jsonb_array_length(coalesce(payload -> 'deleted', '[]'::jsonb))::text
+            || ', "change": ' || coalesce(payload -> 'change', 'null'::jsonb)::text || '}')::jsonb
+        WHEN 'run.lineage_reported.v1' THEN (
+            '{"edges": ' || jsonb_array_length(coalesce(payload -> 'edges', '[]'::jsonb))::text || '}')::jsonb
     END
 ) STORED;
 
