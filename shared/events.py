@@ -70,9 +70,15 @@ class Asset(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
+UpsertChange = Literal["created", "updated"]
+
+
 class AssetsChangedPayload(BaseModel):
     upserted: list[Asset] = Field(default_factory=list)
     deleted: list[str] = Field(default_factory=list)
+    # What every upserted asset of this report is to the store: new, or changed. None: not said (reports of
+    # connectors from before this field; readers then judge by the assets read model).
+    change: UpsertChange | None = None
 
 
 class LineageEdgePayload(BaseModel):
@@ -88,6 +94,17 @@ class LineageReportedPayload(BaseModel):
     """Lineage a sync asserts. The edges of all of a run's reports replace the integration's edges if it succeeds."""
 
     edges: list[LineageEdgePayload] = Field(default_factory=list)
+
+
+MAX_RUN_WARNINGS = 100  # warnings one run keeps; the connector counts the rest in `dropped`
+
+
+class WarningsReportedPayload(BaseModel):
+    """Non-fatal findings of a run's source (skipped objects, missing privileges), as they come. A run keeps at most
+    MAX_RUN_WARNINGS over all its reports; `dropped` counts the ones left out so far (the run's total)."""
+
+    warnings: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=MAX_RUN_WARNINGS)
+    dropped: int = Field(default=0, ge=0)
 
 
 class FinishedPayload(BaseModel):
@@ -170,6 +187,11 @@ class LineageReported(EventBase):
     payload: LineageReportedPayload
 
 
+class WarningsReported(EventBase):
+    type: Literal["run.warnings_reported.v1"] = "run.warnings_reported.v1"
+    payload: WarningsReportedPayload
+
+
 class RunSucceeded(EventBase):
     type: Literal["run.succeeded.v1"] = "run.succeeded.v1"
     payload: FinishedPayload
@@ -203,10 +225,19 @@ class CancelRunCommand(EventBase):
 RunEnded = RunSucceeded | RunFailed | RunCancelled
 # Facts of the run log, in the order of a run's life.
 RunLogEvent = (
-    RunRequested | RunCancelRequested | RunStarted | RunProgressed | AssetsChanged | LineageReported | RunEnded
+    RunRequested
+    | RunCancelRequested
+    | RunStarted
+    | RunProgressed
+    | AssetsChanged
+    | LineageReported
+    | WarningsReported
+    | RunEnded
 )
 # What a connector may put on CONNECTOR_REPORTS.
-ConnectorReport = RunStarted | RunProgressed | AssetsChanged | LineageReported | RunEnded | RunHeartbeat
+ConnectorReport = (
+    RunStarted | RunProgressed | AssetsChanged | LineageReported | WarningsReported | RunEnded | RunHeartbeat
+)
 Command = StartRunCommand | CancelRunCommand
 
 _RUN_LOG_EVENT: TypeAdapter[RunLogEvent] = TypeAdapter(Annotated[RunLogEvent, Field(discriminator="type")])

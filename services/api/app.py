@@ -12,7 +12,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from services.api import admin, entropy, immuta_v1, immuta_v2, secoda, secoda_catalog
+from services.api import admin, entropy, immuta_v1, immuta_v2, run_streams, secoda, secoda_catalog
 from services.api.auth import auth_middleware
 from services.api.context import DEPS, ApiDeps
 from services.api.params import path_text_middleware
@@ -79,6 +79,7 @@ def create_app(settings: ApiSettings) -> web.Application:
             await pool.close()
 
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(run_streams.event_hub)  # after resources: it listens on the pool
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.yaml", openapi)
     app.router.add_get("/openapi/{name}.yaml", immuta_openapi)

@@ -10,11 +10,13 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from services.api import run_streams
 from services.api.context import deps, principal
 from services.api.params import MAX_PAGE, bool_param, choice_param, int_param, text_param, uuid_path
 from services.api.problems import BadRequest
 from services.api.render import iso, json_array_stream
-from services.core import ingestion
+from services.api.timeline_json import change_json, changes_cursor, event_json, parse_changes_cursor
+from services.core import ingestion, timeline
 from services.core.errors import AlreadyRunning
 from services.core.integrations import IntegrationFilter, IntegrationWithRun
 from services.core.model import Integration, Source
@@ -165,3 +167,51 @@ async def trigger_run(request: web.Request) -> web.Response:
 async def cancel_run(request: web.Request) -> web.Response:
     await ingestion.cancel_run(deps(request).runtime, principal(request), request.match_info["externalId"])
     return web.Response(status=204)
+
+
+@routes.get("/integrations/{externalId}/runs/{ingestionRunId}/events")
+async def run_events(request: web.Request) -> web.Response:
+    """The run's timeline (our extension): its accepted events in order; asset batches as counts."""
+    run_id, external_id = uuid_path(request, "ingestionRunId"), request.match_info["externalId"]
+    after, limit = int_param(request, "after", 0, 0, MAX_PAGE), int_param(request, "limit", 1000, 1, 1000)
+    events, more = await timeline.run_timeline(deps(request).runtime, principal(request), external_id, run_id,
+                                               after, limit)  # fmt: skip
+    headers = keyset_link(request, str(events[-1].seq) if more else None)
+    return web.json_response([event_json(event) for event in events], headers=headers)
+
+
+@routes.get("/integrations/{externalId}/runs/{ingestionRunId}/changes")
+async def run_changes(request: web.Request) -> web.Response:
+    """The asset keys the run created, updated or deleted (our extension), keyset paged."""
+    run_id, external_id = uuid_path(request, "ingestionRunId"), request.match_info["externalId"]
+    after, limit = parse_changes_cursor(text_param(request, "after")), int_param(request, "limit", 500, 1, 1000)
+    changes, more = await timeline.run_changes(deps(request).runtime, principal(request), external_id, run_id,
+                                               after, limit)  # fmt: skip
+    headers = keyset_link(request, changes_cursor(changes[-1]) if more else None)
+    return web.json_response([change_json(change) for change in changes], headers=headers)
+
+
+def keyset_link(request: web.Request, after: str | None) -> dict[str, str]:
+    """`Link: <...after=...>; rel="next"` while more follow: the next page starts right after this one's last."""
+    if after is None:
+        return {}
+    return {"Link": f'<{request.url.update_query({"after": after})}>; rel="next"'}
+
+
+@routes.get("/integrations/{externalId}/runs/{ingestionRunId}/stream")
+async def stream_run_events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events (our extension): the run's events so far (after Last-Event-ID), then live, until it ends."""
+    run_id, external_id = uuid_path(request, "ingestionRunId"), request.match_info["externalId"]
+    after = run_streams.last_event_id(request) or 0
+    run = await ingestion.get_run(deps(request).runtime, principal(request), external_id, run_id)
+    return await run_streams.stream(request, lambda event: event.run_id == run_id, timeline.run_replay(run_id), after,
+                                    ends=True, over=run.status.is_terminal)  # fmt: skip
+
+
+@routes.get("/events/stream")
+async def stream_events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events (our extension): every run event the key may see, live; after Last-Event-ID, from there."""
+    after = run_streams.last_event_id(request)
+    who = principal(request)
+    replay = timeline.visible_replay(who) if after is not None else None
+    return await run_streams.stream(request, timeline.visible_to(who), replay, after or 0, ends=False)

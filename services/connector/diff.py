@@ -49,6 +49,10 @@ class AssetDiff:
                 changed.append(asset)
         return changed
 
+    def is_new(self, key: str) -> bool:
+        """Whether the asset was not in the store before this run (a created one, if the run reports it)."""
+        return key not in self._previous
+
     def finish(self, fail_safe_percent: float) -> Removal:
         """What disappeared. Only call after a complete crawl: a partial one would delete too much.
 

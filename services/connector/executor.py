@@ -18,7 +18,7 @@ from services.connector.diff import AssetDiff, Removal
 from services.connector.lineage import ResolvedLineage, resolve
 from services.connector.reporting import Reporter, ReportsLost, RunLedger, send_heartbeat
 from services.connector.sources import open_source
-from services.connector.sources.base import AssetDict, SourceError, SourcePlugin
+from services.connector.sources.base import AssetDict, SourceError, SourcePlugin, SourceReport
 from services.connector.sources.uploaded import UploadedSource
 from services.core.crypto import CredentialCipher
 from services.core.errors import DomainError
@@ -48,6 +48,9 @@ from shared.events import (
     RunStarted,
     RunSucceeded,
     StartedPayload,
+    UpsertChange,
+    WarningsReported,
+    WarningsReportedPayload,
 )
 from shared.logging import redact_text
 from shared.postgres import with_database
@@ -99,6 +102,8 @@ class _Run:
         self.ledger = ledger
         self.diff = AssetDiff({})
         self.secrets: tuple[str, ...] = ()
+        self.warnings_sent = 0  # of the plug-in's report: how many warnings, and how many dropped, were reported
+        self.dropped_sent = 0
 
 
 class RunExecutor:
@@ -200,17 +205,25 @@ class RunExecutor:
                 if limited:
                     batch = [asset for asset in batch if scope.covers(asset["key"])]
                 changed = run.diff.add(batch)
-                if changed:
-                    await self._send_assets(run, changed, [])
+                # New and changed assets in reports of their own: the log then says which keys a run created
+                # (its changes stay readable after later runs changed the same assets).
+                created = [asset for asset in changed if run.diff.is_new(asset["key"])]
+                updated = [asset for asset in changed if not run.diff.is_new(asset["key"])]
+                if created:
+                    await self._send_assets(run, created, [], "created")
+                if updated:
+                    await self._send_assets(run, updated, [], "updated")
                 if time.monotonic() - last_progress >= self._config.progress_interval_s:
                     last_progress = time.monotonic()
                     progress = ProgressedPayload(counts=run.diff.counts.to_payload())
                     await run.ledger.send(RunProgressed(**self._about(run), payload=progress))
+                    await self._send_warnings(run, plugin.report)
             # An upload is the user's explicit, validated snapshot: whatever it lacks goes, whatever its share.
             removal = run.diff.finish(100.0 if ctx.run.upload_id else ctx.fail_safe_threshold)
             for start in range(0, len(removal.keys), DELETED_KEYS_PER_EVENT):
                 await self._send_assets(run, [], removal.keys[start : start + DELETED_KEYS_PER_EVENT])
             lineage = await self._send_lineage(run, plugin)
+            await self._send_warnings(run, plugin.report)
         finally:
             await plugin.close()
         await run.ledger.confirm()  # every asset batch arrived, or the run must not succeed
@@ -244,15 +257,18 @@ class RunExecutor:
             raise SourceError("The upload this run imports is no longer stored; upload the file again.")
         return await UploadedSource.read(upload.format, parts)
 
-    async def _send_assets(self, run: _Run, upserted: list[AssetDict], deleted: list[str]) -> None:
-        """AssetsChanged reports of upserted assets or of deleted keys (one of the two)."""
+    async def _send_assets(
+        self, run: _Run, upserted: list[AssetDict], deleted: list[str], change: UpsertChange | None = None
+    ) -> None:
+        """AssetsChanged reports of upserted assets (all new, or all changed: `change`) or of deleted keys."""
 
         # The plug-in built each dict in the Asset shape: serialised as they are, not validated or copied
         # into models (a third of the connector's time on a large catalog). The projector validates every
         # report at its edge, and the executor tests parse every emitted report against the contract.
         def event(items: list[Any]) -> AssetsChanged:
-            payload = AssetsChangedPayload.model_construct(upserted=items if upserted else [],
-                                                           deleted=[] if upserted else items)  # fmt: skip
+            payload = AssetsChangedPayload.model_construct(
+                upserted=items if upserted else [], deleted=[] if upserted else items, change=change
+            )
             return AssetsChanged.model_construct(**self._about(run), payload=payload)
 
         await self._send_fitting(run, upserted or deleted, event)
@@ -286,6 +302,15 @@ class RunExecutor:
             await self._send_fitting(run, items[half:], event)
             return
         await run.ledger.send(built, encoded)
+
+    async def _send_warnings(self, run: _Run, report: SourceReport) -> None:
+        """The source's warnings since the last report, recorded on the run as they come (capped by the report)."""
+        new = report.warnings[run.warnings_sent :]
+        if not new and report.dropped == run.dropped_sent:
+            return
+        payload = WarningsReportedPayload(warnings=new, dropped=report.dropped)
+        await run.ledger.send(WarningsReported(**self._about(run), payload=payload))
+        run.warnings_sent, run.dropped_sent = len(report.warnings), report.dropped
 
     def _credentials(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.credentials_enc is None:

@@ -216,8 +216,13 @@ async def latest_run(rt: Runtime, principal: Principal, external_id: str) -> Run
 
 async def get_run(rt: Runtime, principal: Principal, external_id: str, run_id: uuid.UUID) -> RunState:
     async with rt.pool.acquire() as conn:
-        integration = await visible_integration(conn, principal, external_id)
-        run = await run_reads.get_run(conn, run_id)
+        return await visible_run(conn, principal, external_id, run_id)
+
+
+async def visible_run(conn: asyncpg.Connection, principal: Principal, external_id: str, run_id: uuid.UUID) -> RunState:
+    """A sync run of a visible integration (the Entropy dialect's runs), else NotFound."""
+    integration = await visible_integration(conn, principal, external_id)
+    run = await run_reads.get_run(conn, run_id)
     if run is None or run.integration_id != integration.id or run.kind != "sync":
         raise NotFound(f"Run '{run_id}' was not found for integration '{external_id}'.")
     return run

@@ -321,6 +321,7 @@ def _evolve_active(state: RunState, event: RunLogEvent) -> RunState:
                 version=nxt,
             )
     # AssetsChanged, LineageReported: staged in the log, applied to the read models only if the run succeeds.
+    # WarningsReported: recorded on the run (its timeline), nothing else.
     if state.status is not RunStatus.RUNNING:
         raise TransitionRejected(f"{event.type} for run {state.run_id} before it started")
     return replace(state, version=nxt)

@@ -68,8 +68,11 @@ class Document:
 DOCUMENTS = {
     # Connection tests need a connector, which this stack must not have (nothing may dial generated hosts):
     # here they can only be a 503. tests/e2e/test_connection_tests.py drives them against real connectors.
-    "entropy": Document("/openapi.yaml", "x-api-key: {key}", 17, 40,
-                        ("testConnection", "testIntegrationConnection")),
+    # The live streams do not end while a run is active or at all (/api/events/stream): a request would only time
+    # out. tests/e2e/test_run_timeline.py drives them.
+    "entropy": Document("/openapi.yaml", "x-api-key: {key}", 19, 40,
+                        ("testConnection", "testIntegrationConnection", "streamIntegrationRunEvents",
+                         "streamRunEvents")),
     # _validate is fuzzed: no connector answers its connection test here, so it reports a FAILED client
     # validation once CONNECTION_TEST_TIMEOUT_SECONDS (short, below) have passed; nothing dials a generated host.
     "immuta-v2": Document("/openapi/immuta-v2.yaml", "Authorization: Bearer {key}", 19, 50),

@@ -86,4 +86,4 @@ def test_the_report_keeps_a_bounded_number_of_warnings_and_counts_the_rest():
         report.warn(f"table t{i} skipped: " + "x" * 1000)
     assert len(report.warnings) == MAX_REPORTED_WARNINGS and report.dropped == 5
     assert all(len(w) <= 500 for w in report.warnings)
-    assert report.summary().endswith("; and 5 more")
+    assert report.summary().endswith("; and 100 more (in the run's events)")

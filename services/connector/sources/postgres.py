@@ -24,7 +24,7 @@ SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 RELKINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized_view", "f": "foreign_table"}
 
 SCHEMAS_SQL = """
-SELECT n.oid, n.nspname, d.description AS comment
+SELECT n.oid, n.nspname, d.description AS comment, has_schema_privilege(n.oid, 'USAGE') AS usable
 FROM pg_namespace n
 LEFT JOIN pg_description d ON d.objoid = n.oid AND d.classoid = 'pg_namespace'::regclass AND d.objsubid = 0
 WHERE n.nspname <> ALL($1::text[]) AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
@@ -33,7 +33,8 @@ ORDER BY n.nspname
 
 RELATIONS_SQL = """
 SELECT c.oid, c.relnamespace, c.relname, c.relkind::text AS relkind, d.description AS comment,
-       CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END AS definition
+       CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END AS definition,
+       has_table_privilege(c.oid, 'SELECT') AS readable
 FROM pg_class c
 LEFT JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
 WHERE c.relnamespace = ANY($1::oid[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
@@ -155,6 +156,11 @@ class PostgresSource:
             ]  # fmt: skip
             if not schemas:
                 self.report.warn("No schema matched includeSchemas/excludeSchemas.")
+            user = self.config.username
+            for s in schemas:
+                if not s["usable"]:
+                    self.report.warn(f"Schema {s['nspname']}: user '{user}' has no USAGE privilege on it, so its "
+                                     f"objects are catalogued but their data cannot be read.")  # fmt: skip
             schema_keys = {s["oid"]: f"{db}/{key_part(s['nspname'])}" for s in schemas}
             # The database is an object of its own, below the connection (parent '', the root).
             yield [make_asset(db, "database", self.config.database, "", {})] + [
@@ -171,6 +177,10 @@ class PostgresSource:
             for r in relations:
                 key = f"{schema_keys[r['relnamespace']]}/{key_part(r['relname'])}"
                 rel_keys[r["oid"]] = key
+                if not r["readable"]:
+                    self.report.warn(f"{RELKINDS[r['relkind']]} {names[r['relnamespace']]}.{r['relname']}: user "
+                                     f"'{user}' has no SELECT privilege on it, so it is catalogued but its data "
+                                     "cannot be read.")  # fmt: skip
                 attributes: dict[str, Any] = {
                     "schema": names[r["relnamespace"]],
                     "type": RELKINDS[r["relkind"]],

@@ -24,8 +24,9 @@ CredentialsT = TypeVar("CredentialsT", bound=BaseModel)
 ConfigT_contra = TypeVar("ConfigT_contra", bound=BaseModel, contravariant=True)
 CredentialsT_contra = TypeVar("CredentialsT_contra", bound=BaseModel, contravariant=True)
 
-MAX_REPORTED_WARNINGS = 20
+MAX_REPORTED_WARNINGS = 100  # kept per run (recorded on the run as run.warnings_reported.v1); the rest are counted
 MAX_WARNING_CHARS = 500
+MAX_SUMMARY_WARNINGS = 5  # in the run's message; the run's events have them all
 
 
 @dataclass
@@ -42,9 +43,15 @@ class SourceReport:
         else:
             self.dropped += 1
 
+    @property
+    def total(self) -> int:
+        return len(self.warnings) + self.dropped
+
     def summary(self) -> str:
-        text = "; ".join(self.warnings)
-        return f"{text}; and {self.dropped} more" if self.dropped else text
+        """The first warnings, for the run's message: a person sees at once that there are some."""
+        text = "; ".join(self.warnings[:MAX_SUMMARY_WARNINGS])
+        more = self.total - min(len(self.warnings), MAX_SUMMARY_WARNINGS)
+        return f"{text}; and {more} more (in the run's events)" if more else text
 
 
 class SourcePlugin(Protocol):

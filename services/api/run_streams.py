@@ -1,0 +1,199 @@
+"""Live run events over Server-Sent Events: one LISTEN per API process, fanned out to bounded subscriber queues.
+
+Each committed run event NOTIFYs its position (a trigger on run_events). The hub reads the notified rows, once
+for all subscribers, and offers each to the subscribers that want it. A stream first replays what it asks for
+(after its Last-Event-ID) from the log, then sends live events; the SSE id is the event's position. A client
+too slow to take what comes has its queue overflow: its stream closes and it resumes with Last-Event-ID, so a
+slow client never grows the server's memory. Nothing polls: the database wakes the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse, sse_response
+
+from services.api.context import DEPS
+from services.api.problems import BadRequest
+from services.api.render import json_default
+from services.api.timeline_json import event_json
+from services.core.store import timeline
+from services.core.store.timeline import LoggedEvent
+from services.core.timeline import REPLAY_BATCH, Replay
+from shared.postgres import listen_forever, with_database
+
+log = structlog.get_logger()
+
+CHANNEL = "run_events"  # the trigger of migration 0007 notifies here
+QUEUE_SIZE = 1000  # events a subscriber may lag behind before its stream is closed
+HEARTBEAT_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
+TERMINAL_TYPES = frozenset({"run.succeeded.v1", "run.failed.v1", "run.cancelled.v1"})
+
+
+class Subscription:
+    """One stream's queue of live events; `None` in it ends the stream (overflow, or the listener reconnected)."""
+
+    def __init__(self, wants: Callable[[LoggedEvent], bool], size: int) -> None:
+        self.wants = wants
+        self._queue: asyncio.Queue[LoggedEvent | None] = asyncio.Queue(size)
+        self.ended = False
+
+    def offer(self, event: LoggedEvent) -> None:
+        if self.ended:
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.end()
+
+    def end(self) -> None:
+        """Drop what is queued and end the stream: the client resumes from its Last-Event-ID."""
+        self.ended = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    async def next(self) -> LoggedEvent | None:
+        return await self._queue.get()
+
+
+class RunEventHub:
+    def __init__(self, pool: asyncpg.Pool, queue_size: int = QUEUE_SIZE) -> None:
+        self._pool = pool
+        self._queue_size = queue_size
+        self._subscribers: set[Subscription] = set()
+        self._notified: list[int] = []
+        self._wake = asyncio.Event()
+        self._listening = False
+
+    async def run(self) -> None:
+        """Listen and fan out, until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(listen_forever(self._pool, CHANNEL, self._on_notify, self._on_connected))
+            group.create_task(self._fan_out())
+
+    @contextlib.contextmanager
+    def subscribe(self, wants: Callable[[LoggedEvent], bool]) -> Iterator[Subscription]:
+        subscription = Subscription(wants, self._queue_size)
+        self._subscribers.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscribers.discard(subscription)
+
+    def _on_notify(self, payload: str) -> None:
+        if self._subscribers:
+            self._notified.append(int(payload))
+            self._wake.set()
+
+    def _on_connected(self) -> None:
+        # After a lost connection, what was notified meanwhile is unknown: every stream ends, and its client
+        # resumes with Last-Event-ID (replayed from the log).
+        if self._listening:
+            for subscription in list(self._subscribers):
+                subscription.end()
+        self._listening = True
+
+    async def _fan_out(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            positions, self._notified = self._notified, []
+            events = await with_database(self._pool, lambda conn: timeline.events_at(conn, positions))  # noqa: B023
+            for event in events:
+                for subscription in list(self._subscribers):
+                    if subscription.wants(event):
+                        subscription.offer(event)
+
+
+HUB = web.AppKey("run_event_hub", RunEventHub)
+
+
+async def event_hub(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx (after the one that opens the pool): the hub lives as long as the application."""
+    hub = RunEventHub(app[DEPS].runtime.pool)
+    app[HUB] = hub
+    task = asyncio.create_task(hub.run(), name="run_event_hub")
+    task.add_done_callback(_died)
+    try:
+        yield
+    finally:
+        task.remove_done_callback(_died)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _died(task: asyncio.Task[None]) -> None:
+    # Streams would silently stop: the process goes down instead (and is restarted), as every service does.
+    error = None if task.cancelled() else task.exception()
+    log.critical("background_task_died", task=task.get_name(), error=repr(error))
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def last_event_id(request: web.Request) -> int | None:
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise BadRequest("Last-Event-ID is not the id of an event of this stream.", field="Last-Event-ID")
+    return int(raw)
+
+
+async def stream(
+    request: web.Request, wants: Callable[[LoggedEvent], bool], replay: Replay | None, after: int, *, ends: bool,
+    over: bool = False,
+) -> EventSourceResponse:  # fmt: skip
+    """Subscribe, replay the log after `after` (unless `replay` is None), then send live events. With `ends`,
+    the stream closes after a run's terminal event, or after the replay if the run was `over` already (its
+    terminal event was before Last-Event-ID)."""
+    hub = request.config_dict[HUB]
+    pool = request.config_dict[DEPS].runtime.pool
+    with hub.subscribe(wants) as subscription:  # before the replay: nothing committed meanwhile is missed
+        async with sse_response(request, ping_interval=HEARTBEAT_S, headers={"X-Accel-Buffering": "no"}) as out:
+            await out.write(b": open\r\n\r\n")  # the headers go now, not with the first event (clients wait on them)
+            sent: set[int] = set()  # replayed positions: a live event may have been replayed already
+            while replay is not None:
+                batch = await with_database(pool, lambda conn: replay(conn, after))  # noqa: B023 (awaited here)
+                for replayed in batch:
+                    if await _send(out, replayed, sent) and ends:
+                        return out
+                    after = replayed.position
+                if len(batch) < REPLAY_BATCH:
+                    break
+            if over:
+                return out
+            gone = asyncio.ensure_future(out.wait())  # ends when the client went away (a ping failed)
+            try:
+                while (event := await _next_or_gone(subscription, gone)) is not None:
+                    if event.position not in sent and await _send(out, event, sent) and ends:
+                        break
+            finally:
+                gone.cancel()
+    return out
+
+
+async def _send(out: EventSourceResponse, event: LoggedEvent, sent: set[int]) -> bool:
+    """Send one event; True if it ends its run."""
+    sent.add(event.position)
+    await out.send(json.dumps(event_json(event), default=json_default), id=str(event.position))
+    return event.type in TERMINAL_TYPES
+
+
+async def _next_or_gone(subscription: Subscription, gone: asyncio.Future[None]) -> LoggedEvent | None:
+    """The next live event, or None once the stream must end or the client went away."""
+    following = asyncio.ensure_future(subscription.next())
+    waiting: list[asyncio.Future[Any]] = [following, gone]
+    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    if not following.done():
+        following.cancel()
+        return None
+    return following.result()
