@@ -66,7 +66,7 @@ CHANNELS = (
         "connectorReports", topics.CONNECTOR_REPORTS,
         "What connectors observe while executing runs. The projector applies a report only if `owner` is the "
         "run's current claim (fencing); anything off this contract goes to its dead letters.",
-        members(events.ConnectorReport), "integration_id", "connector (and the reaper, which ends stale runs)",
+        members(events.ConnectorReport), "integration_id", "connector",
         (("projector", "projector"),),
         {"required": ["owner"], "properties": {"owner": {"$ref": SCHEMAS + "RunOwner"}}},
     ),
@@ -75,7 +75,8 @@ CHANNELS = (
         "The public run log: every event the run log accepted, with its per-run `seq`. Delivery is at least "
         "once: deduplicate on `event_id`, order one run's events by `seq`. Fields added later default when "
         "absent. `owner` is never published.",
-        members(events.RunLogEvent), "integration_id", "relay (accepted run log events)",
+        members(events.RunLogEvent), "integration_id",
+        "relay (the events the run log accepted from the API, the projector and the reaper)",
         refinement={"required": ["seq"], "properties": {"seq": {"type": "integer", "minimum": 1}}},
     ),
     Channel(
@@ -89,7 +90,9 @@ CHANNELS = (
 
 
 def _model_schemas() -> dict[str, Any]:
-    """JSON Schemas of every model on any topic, cross-referenced under components/schemas."""
+    """JSON Schemas of every model on any topic, cross-referenced under components/schemas.
+
+    Validation mode: what our consumers accept, so a field with a default may be absent (older producers)."""
     models = sorted({m for channel in CHANNELS for m in channel.messages}, key=lambda m: m.__name__)
     _, schemas = models_json_schema([(m, "validation") for m in models], ref_template=SCHEMAS + "{model}")
     defs: dict[str, Any] = schemas["$defs"]
