@@ -12,7 +12,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from services.api import admin, entropy, immuta_v1, immuta_v2, run_streams, secoda, secoda_catalog
+from services.api import admin, asyncapi, entropy, immuta_v1, immuta_v2, run_streams, secoda, secoda_catalog
 from services.api.auth import auth_middleware
 from services.api.context import DEPS, ApiDeps
 from services.api.params import path_text_middleware
@@ -83,6 +83,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.yaml", openapi)
     app.router.add_get("/openapi/{name}.yaml", immuta_openapi)
+    app.router.add_get("/asyncapi.yaml", asyncapi.serve)
     # One sub-application per dialect, each with its own routes, auth and error rules. A request goes to the
     # longest matching prefix: /api/connections/... is Immuta's, the rest of /api/... ours (Entropy's).
     app.add_subapp("/api/connections", dialect_app(immuta_v2.routes, IMMUTA))
