@@ -68,7 +68,7 @@ class Document:
 DOCUMENTS = {
     # Connection tests need a connector, which this stack must not have (nothing may dial generated hosts):
     # here they can only be a 503. tests/e2e/test_connection_tests.py drives them against real connectors.
-    "entropy": Document("/openapi.yaml", "x-api-key: {key}", 17, 40,
+    "entropy": Document("/openapi.yaml", "x-api-key: {key}", 23, 40,
                         ("testConnection", "testIntegrationConnection")),
     # _validate is fuzzed: no connector answers its connection test here, so it reports a FAILED client
     # validation once CONNECTION_TEST_TIMEOUT_SECONDS (short, below) have passed; nothing dials a generated host.
