@@ -8,6 +8,7 @@ holds one slot, never the others. A failed attempt is due again after an exponen
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,11 +132,16 @@ class Worker:
             return []
 
     async def deliver(self, claimed: store.Claimed) -> None:
-        outcome = await self.sender.attempt(claimed)
+        try:
+            outcome = await self.sender.attempt(claimed)
+        except Exception as error:  # a bug met this delivery: recorded on its attempt, and it ends like any failure
+            log.error("webhook_attempt_crashed", delivery_id=str(claimed.id), exc_info=True)
+            outcome = store.Outcome(0, None, _describe(error), delivered=False)
         now = self.clock()
         retry_at = None if outcome.delivered else self.retry.next_attempt_at(claimed.attempt, now)
         log.log(
-            20 if outcome.delivered else 30, "webhook_delivered" if outcome.delivered else "webhook_attempt_failed",
+            logging.INFO if outcome.delivered else logging.WARNING,
+            "webhook_delivered" if outcome.delivered else "webhook_attempt_failed",
             delivery_id=str(claimed.id), webhook_id=str(claimed.webhook_id), attempt=claimed.attempt,
             status_code=outcome.status_code, error=outcome.error, duration_ms=outcome.duration_ms,
             gave_up=not outcome.delivered and retry_at is None,

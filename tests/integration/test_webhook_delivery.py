@@ -204,3 +204,25 @@ async def test_subscriptions_of_other_teams_and_events_not_subscribed_to_are_not
     for webhook in (theirs, failures_only):
         assert (await service.deliveries(OWNER, webhook.id, None, 10))[0] == []
     assert other_team.requests == [] and other_event.requests == []
+
+
+async def test_an_attempt_that_crashes_is_recorded_with_its_error_and_retried_until_the_delivery_fails(
+    runtime, pool, kafka_bootstrap, serve, notifier, team_integration
+):
+    receiver = Receiver()
+    service = WebhookService(runtime, CIPHER, allow_private_targets=True)
+    spec = NewWebhook(url=await serve(receiver), teamExternalId=team_integration.owning_team_external_id)
+    webhook, _ = await service.create(OWNER, spec)
+    async with pool.acquire() as conn:  # a secret that decrypts to something without one: signing crashes
+        await conn.execute("UPDATE webhooks SET secret_enc = $2 WHERE id = $1", webhook.id, CIPHER.encrypt({}))
+
+    await end_run_reaped(runtime, pool, kafka_bootstrap, team_integration)
+
+    async def gave_up() -> list | None:
+        found, _ = await service.deliveries(OWNER, webhook.id, None, 10)
+        return found if found and found[0].status == "FAILED" else None
+
+    [delivery] = await eventually(gave_up, timeout=30)
+    assert [a.attempt for a in delivery.attempts] == [1, 2, 3, 4, 5]  # the notifier fixture's max_attempts
+    assert all(a.status_code is None and a.error == "KeyError: 'secret'" for a in delivery.attempts)
+    assert receiver.requests == []
