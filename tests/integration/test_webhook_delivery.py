@@ -16,21 +16,21 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from services.core import ingestion
 from services.core.crypto import CredentialCipher
 from services.core.ingestion import Runtime
 from services.core.model import Integration, Principal
-from services.core.runs import AbortRun, Requester, RequestRun, decide
 from services.core.store import access as access_store
-from services.core.store import runlog
+from services.core.store.webhooks import Notification
 from services.core.webhooks import NewWebhook, WebhookService
 from services.notifier.consumer import queue_notifications, run_consumer
 from services.notifier.delivery import RetryPolicy, Sender, Worker
-from services.notifier.notifications import delivery_id, notification_for
+from services.notifier.notifications import delivery_id
 from services.notifier.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, verify
 from services.notifier.targets import GuardedResolver, TargetPolicy
 from services.relay.outbox_relay import relay_once
+from services.scheduler.reaper import reap_stale_runs
 from shared import topics
-from shared.events import RunLogEvent
 from shared.kafka import KafkaPublisher, make_consumer, make_producer
 from shared.process import Supervisor
 from tests.support import eventually
@@ -105,21 +105,23 @@ async def team_integration(runtime: Runtime, make_integration) -> Integration:
     return integration
 
 
-async def end_run_reaped(runtime: Runtime, pool, kafka_bootstrap, integration: Integration) -> RunLogEvent:
-    """A run requested and then reaped (no connector picked it up), published on RUN_EVENTS by the relay."""
-    run_id, now = uuid.uuid4(), datetime.now(UTC)
-    request = RequestRun(run_id=run_id, integration_id=integration.id, integration_external_id=integration.external_id,
-                         trigger="manual", requested_by=Requester("t", "1"), at=now)  # fmt: skip
-    async with pool.acquire() as conn, conn.transaction():
-        state = (await runlog.append(conn, run_id, decide(None, request))).state
-        result = await runlog.append(conn, run_id, decide(state, AbortRun(reason="nobody", at=now, reaped=True)))
+async def end_run_reaped(runtime: Runtime, pool, kafka_bootstrap, integration: Integration) -> uuid.UUID:
+    """A run no connector picks up, ended by the reaper an hour later, and published on RUN_EVENTS by the relay.
+    Returns the id of its end event."""
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    much_later = Runtime(pool=pool, clock=lambda: datetime.now(UTC) + timedelta(hours=1), new_id=uuid.uuid4)
+    await reap_stale_runs(much_later, heartbeat_timeout_s=30, queued_timeout_s=600)
     publisher = KafkaPublisher(lambda: make_producer(kafka_bootstrap, client_id="test-relay"))
     try:
         while await relay_once(pool, publisher):
             pass
     finally:
         await publisher.reset()
-    return result.applied[-1]
+    async with pool.acquire() as conn:
+        ended: uuid.UUID = await conn.fetchval(
+            "SELECT event_id FROM run_events WHERE run_id = $1 AND type = 'run.failed.v1'", run.run_id
+        )
+    return ended
 
 
 async def test_a_failing_receiver_gets_retries_with_one_delivery_id_each_signed_and_every_attempt_recorded(
@@ -137,7 +139,7 @@ async def test_a_failing_receiver_gets_retries_with_one_delivery_id_each_signed_
         return found if found and found[0].status == "DELIVERED" else None
 
     [delivery] = await eventually(delivered, timeout=30)
-    assert delivery.id == delivery_id(webhook.id, ended.event_id)
+    assert delivery.id == delivery_id(webhook.id, ended) and delivery.event_type == "run.reaped"
     assert [(a.attempt, a.status_code, a.error) for a in delivery.attempts] == [
         (1, 500, "HTTP 500"), (2, 503, "HTTP 503"), (3, 200, None)
     ]  # fmt: skip
@@ -153,9 +155,10 @@ async def test_a_failing_receiver_gets_retries_with_one_delivery_id_each_signed_
     assert b'"status":"FAILED"' in bodies.pop()
 
     # The same event read again (a redelivered message, another consumer) queues nothing: one delivery per event.
-    notification = notification_for(ended)
-    assert notification is not None
-    assert await queue_notifications(pool, [notification], datetime.now(UTC)) == 0
+    again = Notification(event_id=ended, event_type="run.reaped", occurred_at=datetime.now(UTC), run_id=delivery.run_id,
+                         integration_id=team_integration.id, integration_external_id=team_integration.external_id,
+                         body="{}")  # fmt: skip
+    assert await queue_notifications(pool, [again], datetime.now(UTC)) == 0
 
 
 async def test_a_hanging_receiver_does_not_hold_up_another_subscription(
