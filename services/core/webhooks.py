@@ -43,9 +43,11 @@ class WebhookEvent(StrEnum):
 def _check_url(value: str) -> str:
     if len(value) > MAX_URL_LENGTH:
         raise ValueError(f"the URL must be at most {MAX_URL_LENGTH} characters")
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise ValueError("the URL must not contain spaces or control characters (percent-encode them)")
     try:
         parts = urlsplit(value)
-        port = parts.port  # a ValueError for a port out of range or not a number
+        _ = parts.port  # a ValueError for a port out of range or not a number
     except ValueError as error:
         raise ValueError(f"not a valid URL: {error}") from None
     if parts.scheme not in ("http", "https"):
@@ -57,7 +59,6 @@ def _check_url(value: str) -> str:
         raise ValueError("the URL must not contain a user name or password; verify the signature instead")
     if parts.fragment:
         raise ValueError("the URL must not contain a fragment ('#...')")
-    del port
     return value
 
 

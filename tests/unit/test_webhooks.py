@@ -106,6 +106,8 @@ def test_a_signature_verifies_only_for_its_secret_body_and_a_recent_timestamp():
         ("https://user:pw@hooks.example/x", "user name or password"),
         ("https://hooks.example:99999/x", "not a valid URL"),
         ("https://hooks.example/x#frag", "fragment"),
+        ("https://hooks example/x", "spaces or control characters"),
+        ("https://hooks.example/\nx", "spaces or control characters"),
         ("https://hooks.example/" + "x" * 2000, "at most 2000"),
     ],
 )
