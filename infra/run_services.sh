@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts api, scheduler, connector, projector and relay as separate processes and watches them. A service
+# Starts api, scheduler, connector, projector, relay and notifier as separate processes and watches them. A service
 # that exits is restarted with backoff (1 s, doubling up to 30 s; back to 1 s once it stayed up a minute),
 # and the script says so with the tail of its log. Ctrl-C (or 'make stop' from another shell) stops all.
 #   infra/run_services.sh        start (in the foreground; safe to run again: a running stack is reported)
@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=$ROOT/.venv/bin/python
 RUN_DIR=${RUN_DIR:-$ROOT/.local/dev/services}
 STOP_INFRA=${STOP_INFRA:-1}
-SERVICES=(api scheduler connector projector relay)
+SERVICES=(api scheduler connector projector relay notifier)
 MAX_RESTART_DELAY=30
 STABLE_AFTER=60  # seconds up after which a crash counts as the first one again
 mkdir -p "$RUN_DIR"
@@ -86,7 +86,7 @@ done
 if [ -n "${OPS_PORT:-}" ]; then
   OPS="port $OPS_PORT of every service (0: ephemeral; the 'ops_serving' line of each log)"
 else
-  OPS="http://127.0.0.1:{9101 api, 9102 scheduler, 9103 connector, 9104 projector, 9105 relay}"
+  OPS="http://127.0.0.1:{9101 api, 9102 scheduler, 9103 connector, 9104 projector, 9105 relay, 9106 notifier}"
 fi
 
 cat <<BANNER
@@ -95,7 +95,7 @@ cat <<BANNER
     API:           $URL   (OpenAPI: $URL/openapi.yaml)
     Authenticate:  -H "x-api-key: ${BOOTSTRAP_API_KEY:-<set BOOTSTRAP_API_KEY>}"   (or Authorization: Bearer ...)
     Try:           curl -s -H "x-api-key: ${BOOTSTRAP_API_KEY:-}" $URL/api/integrations
-    Logs:          $RUN_DIR/{api,scheduler,connector,projector,relay}.log
+    Logs:          $RUN_DIR/{api,scheduler,connector,projector,relay,notifier}.log
     Ops:           /livez /readyz /metrics on $OPS
   A service that exits is restarted. Ctrl-C (or 'make stop' from another shell) stops everything.
 

@@ -112,6 +112,8 @@ class FinishedPayload(BaseModel):
 
     counts: AssetCountsPayload
     message: str | None = None
+    # Ended by the reaper (its connector went silent, or none picked it up): what webhooks notify as run.reaped.
+    reaped: bool = False
 
 
 class HeartbeatPayload(BaseModel):

@@ -104,6 +104,16 @@ class RelayMetrics:
         self.dead_letters = _dead_letters(self.registry)
 
 
+class NotifierMetrics:
+    def __init__(self) -> None:
+        self.registry = _registry()
+        self.webhook_attempts = Counter(
+            "icp_webhook_attempts", "Webhook delivery attempts by outcome (delivered, failed: retried later, gave_up)",
+            ["outcome"], registry=self.registry,
+        )  # fmt: skip
+        self.consumer_lag = _consumer_lag(self.registry)
+
+
 # Built once per process at import: prometheus-client's own idiom (metrics are process-wide facts), and
 # the places that count need no extra parameter to reach them.
 API = ApiMetrics()
@@ -111,6 +121,7 @@ SCHEDULER = SchedulerMetrics()
 CONNECTOR = ConnectorMetrics()
 PROJECTOR = ProjectorMetrics()
 RELAY = RelayMetrics()
+NOTIFIER = NotifierMetrics()
 
 
 async def consumer_lag(consumer: AIOKafkaConsumer) -> dict[TopicPartition, int | None]:

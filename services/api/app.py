@@ -12,7 +12,17 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from services.api import admin, asyncapi, entropy, immuta_v1, immuta_v2, run_streams, secoda, secoda_catalog
+from services.api import (
+    admin,
+    asyncapi,
+    entropy,
+    immuta_v1,
+    immuta_v2,
+    run_streams,
+    secoda,
+    secoda_catalog,
+    webhooks,
+)
 from services.api.auth import auth_middleware
 from services.api.context import DEPS, ApiDeps
 from services.api.params import path_text_middleware
@@ -91,7 +101,8 @@ def create_app(settings: ApiSettings) -> web.Application:
     app.add_subapp("/api/v1", dialect_app(secoda.routes, SECODA, secoda_catalog.routes))
     app.add_subapp("/api/v2", dialect_app(secoda.v2_routes, SECODA))
     # Our own write endpoints first: the dialect's GET /api/integrations/{externalId} must not shadow them.
-    app.add_subapp("/api", dialect_app(admin.routes, ENTROPY, entropy.routes))
+    app[webhooks.CONFIG] = webhooks.WebhookConfig(cipher, settings.allow_private_sources)
+    app.add_subapp("/api", dialect_app(admin.routes, ENTROPY, entropy.routes, webhooks.routes))
     return app
 
 

@@ -169,6 +169,7 @@ class AbortRun:
 
     reason: str
     at: datetime
+    reaped: bool = False  # by the reaper (not a report the projector had to reject)
 
 
 Command = RequestRun | CancelRun | AbortRun | RecordTask
@@ -217,8 +218,8 @@ def decide(state: RunState | None, command: Command) -> list[RunLogEvent]:
     # AbortRun: a run whose cancellation was requested ends CANCELLED, anything else FAILED.
     if state.cancel_requested:
         message = f"Cancelled; the connector did not confirm the cancellation ({command.reason})."
-        return [RunCancelled(**_about(state, command.at), payload=_finished(state, message))]
-    return [RunFailed(**_about(state, command.at), payload=_finished(state, command.reason))]
+        return [RunCancelled(**_about(state, command.at), payload=_finished(state, message, command.reaped))]
+    return [RunFailed(**_about(state, command.at), payload=_finished(state, command.reason, command.reaped))]
 
 
 def _record_task(command: RecordTask) -> list[RunLogEvent]:
@@ -253,8 +254,8 @@ def _about(state: RunState, at: datetime) -> dict[str, Any]:
     }
 
 
-def _finished(state: RunState, message: str) -> FinishedPayload:
-    return FinishedPayload(counts=state.counts.to_payload(), message=message)
+def _finished(state: RunState, message: str, reaped: bool = False) -> FinishedPayload:
+    return FinishedPayload(counts=state.counts.to_payload(), message=message, reaped=reaped)
 
 
 # ---- evolve ---------------------------------------------------------------------------------

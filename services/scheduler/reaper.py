@@ -35,7 +35,7 @@ async def reap_stale_runs(
                 )
             else:
                 reason = f"No connector picked the run up within {queued_timeout_s:g}s. Check that a connector runs."
-            events = decide(state, AbortRun(reason=reason, at=now))
+            events = decide(state, AbortRun(reason=reason, at=now, reaped=True))
             if events:
                 await runlog.append(conn, row["id"], events)
                 reaped += 1
