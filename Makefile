@@ -42,7 +42,7 @@ infra-down:
 	@STATE_DIR=.local/dev bash infra/local.sh down
 
 migrate: infra-up
-	@$(PY) -m services.manage migrate
+	@.venv/bin/icp migrate
 
 ## run: install, start Kafka + Postgres, migrate, start api/scheduler/connector/projector (Ctrl-C stops all)
 run: migrate
@@ -55,7 +55,7 @@ stop:
 
 ## rebuild: recompute the read models (runs, assets) from the run log
 rebuild: install
-	@$(PY) -m services.manage rebuild
+	@.venv/bin/icp rebuild
 
 ## test: the whole suite (unit, integration, e2e) against a real Kafka broker and PostgreSQL server
 test: install

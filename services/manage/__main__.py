@@ -1,4 +1,4 @@
-"""`python -m services.manage migrate|rebuild`."""
+"""`python -m services.manage migrate|rebuild`, which `icp migrate` and `icp rebuild` run too."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ async def run_notifier(settings: NotifierSettings) -> None:
     try:
         await consumer.start()
         log.info("notifier_started", max_attempts=settings.max_attempts, timeout_s=settings.timeout_s)
-        async with ops.serving(settings.ops_host, settings.ops_port, notifier_ops(pool, consumer), "notifier"):
+        async with ops.serving(settings.ops_host, settings.ops_port, notifier_ops(pool, consumer), "notifier", pool):
             async with Supervisor() as supervisor:
                 supervisor.start("webhook_deliveries", worker.run(wake))
                 await run_consumer(pool, consumer, wake, lambda: datetime.now(UTC))
