@@ -5,14 +5,20 @@
   Nothing else: an outage of the database or Kafka is a readiness matter, a restart would not cure it.
 - /readyz: 200 when every check passes, else 503; the body names each check's result either way.
 - /metrics: the registry after `refresh` (gauges the database knows are read on scrape, within a timeout).
+
+Given a pool, `serving` also records the same checks' results in `process_status` every few seconds: the API
+cannot reach other processes' ops ports in a real deployment, but every process reaches the database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
@@ -26,6 +32,17 @@ log = structlog.get_logger()
 
 CHECK_TIMEOUT_S = 2.0  # a check that takes longer fails: a health check must answer fast
 REFRESH_TIMEOUT_S = 2.0
+STATUS_INTERVAL_S = 5.0  # how often a process records its readiness; readers call it stale after 3 periods
+PRUNE_EVERY = 60  # periods between deletions of rows a day old (processes long gone)
+
+# The writer side of process_status lives here, beside the checks it records (shared never imports services).
+_UPSERT_STATUS = """
+INSERT INTO process_status (service, instance, ready, checks, interval_s, started_at, seen_at)
+VALUES ($1, $2, $3, $4, $5, $6, now())
+ON CONFLICT (service, instance) DO UPDATE
+SET ready = EXCLUDED.ready, checks = EXCLUDED.checks, interval_s = EXCLUDED.interval_s, seen_at = now()
+"""
+_PRUNE_STATUS = "DELETE FROM process_status WHERE seen_at < now() - interval '1 day'"
 
 # A readiness check: None when fine, else why the process cannot do its job now.
 Check = Callable[[], Awaitable[str | None]]
@@ -51,18 +68,62 @@ def create_ops_app(ops: Ops) -> web.Application:
 
 
 @asynccontextmanager
-async def serving(host: str, port: int, ops: Ops, service: str) -> AsyncIterator[int]:
-    """Serve the ops app on host:port (0: an ephemeral port) while the block runs; yields the bound port."""
+async def serving(
+    host: str, port: int, ops: Ops, service: str, pool: asyncpg.Pool | None = None,
+    status_interval_s: float = STATUS_INTERVAL_S,
+) -> AsyncIterator[int]:  # fmt: skip
+    """Serve the ops app on host:port (0: an ephemeral port) while the block runs; yields the bound port.
+    With a pool, the process's readiness is recorded in process_status meanwhile (and `stopped` at the end)."""
     runner = web.AppRunner(create_ops_app(ops), access_log=None)
     await runner.setup()
+    status = None if pool is None else StatusRecorder(pool, service, ops.checks, status_interval_s)
+    recorder = None
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound = int(runner.addresses[0][1])
         log.info("ops_serving", service=service, host=host, port=bound)
+        if status is not None:
+            recorder = asyncio.create_task(status.run(), name="process_status")
         yield bound
     finally:
+        if status is not None and recorder is not None:
+            recorder.cancel()
+            await asyncio.gather(recorder, return_exceptions=True)
+            await status.record({"process": "stopped"})  # shown at once, rather than stale periods later
         await runner.cleanup()
+
+
+class StatusRecorder:
+    """Upserts this process's row of process_status from its readiness checks, every `interval_s`."""
+
+    def __init__(self, pool: asyncpg.Pool, service: str, checks: Mapping[str, Check], interval_s: float) -> None:
+        self.pool = pool
+        self.service = service
+        self.instance = f"{socket.gethostname()}-{os.getpid()}"
+        self.checks = checks
+        self.interval_s = interval_s
+        self.started_at = datetime.now(UTC)
+
+    async def run(self) -> None:
+        periods = 0
+        while True:
+            await self.record(await run_checks(self.checks), prune=periods % PRUNE_EVERY == 0)
+            periods += 1
+            await asyncio.sleep(self.interval_s)
+
+    async def record(self, results: dict[str, str], prune: bool = False) -> None:
+        """One upsert; a failure is logged, never raised (the database being away is what readers then see)."""
+        ready = all(result == "ok" for result in results.values())
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S), self.pool.acquire() as conn:
+                await conn.execute(
+                    _UPSERT_STATUS, self.service, self.instance, ready, results, self.interval_s, self.started_at
+                )
+                if prune:
+                    await conn.execute(_PRUNE_STATUS)
+        except Exception as error:
+            log.warning("process_status_not_recorded", error=f"{type(error).__name__}: {error}")
 
 
 async def livez(_: web.Request) -> web.Response:
@@ -70,12 +131,16 @@ async def livez(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    checks = request.app[OPS].checks
-    results = await asyncio.gather(*(_run_check(check) for check in checks.values()))
-    problems = dict(zip(checks, results, strict=True))
-    ready = all(problem is None for problem in problems.values())
-    body = {"status": "ready" if ready else "not_ready", "checks": {k: v or "ok" for k, v in problems.items()}}
+    results = await run_checks(request.app[OPS].checks)
+    ready = all(result == "ok" for result in results.values())
+    body = {"status": "ready" if ready else "not_ready", "checks": results}
     return web.json_response(body, status=200 if ready else 503)
+
+
+async def run_checks(checks: Mapping[str, Check]) -> dict[str, str]:
+    """Every check at once: "ok", or why not."""
+    results = await asyncio.gather(*(_run_check(check) for check in checks.values()))
+    return {name: problem or "ok" for name, problem in zip(checks, results, strict=True)}
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -12,7 +12,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from services.api import admin, asyncapi, entropy, immuta_v1, immuta_v2, run_streams, secoda, secoda_catalog
+from services.api import admin, asyncapi, entropy, immuta_v1, immuta_v2, run_streams, secoda, secoda_catalog, system
 from services.api.auth import auth_middleware
 from services.api.context import DEPS, ApiDeps
 from services.api.params import path_text_middleware
@@ -92,6 +92,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     app.add_subapp("/data", dialect_app(immuta_v1.routes, IMMUTA))
     app.add_subapp("/api/v1", dialect_app(secoda.routes, SECODA, secoda_catalog.routes))
     app.add_subapp("/api/v2", dialect_app(secoda.v2_routes, SECODA))
+    app.add_subapp("/api/system", system.system_app(settings))
     # Our own write endpoints first: the dialect's GET /api/integrations/{externalId} must not shadow them.
     app.add_subapp("/api", dialect_app(admin.routes, ENTROPY, entropy.routes))
     app.add_subapp("/console", create_console(ConsoleSettings()))  # the web console: services/console
@@ -121,8 +122,9 @@ def ops_server(settings: ApiSettings) -> Callable[[web.Application], AsyncIterat
     """The API's ops port (a cleanup_ctx after `resources`, whose pool its readiness check uses)."""
 
     async def serve(app: web.Application) -> AsyncIterator[None]:
-        checks = {"database": ops.database_reachable(app[DEPS].runtime.pool)}
-        async with ops.serving(settings.ops_host, settings.ops_port, ops.Ops(API.registry, checks), "api"):
+        pool = app[DEPS].runtime.pool
+        checks = {"database": ops.database_reachable(pool)}
+        async with ops.serving(settings.ops_host, settings.ops_port, ops.Ops(API.registry, checks), "api", pool):
             yield
 
     return serve

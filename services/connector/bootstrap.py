@@ -80,7 +80,7 @@ async def run_connector(settings: ConnectorSettings) -> None:
         CONNECTOR.runs_in_flight.set_function(lambda: service.runs_in_flight)
         log.info("connector_started", connector_id=settings.connector_id)
         async with (
-            ops.serving(settings.ops_host, settings.ops_port, connector_ops(pool, requests, tests), "connector"),
+            ops.serving(settings.ops_host, settings.ops_port, connector_ops(pool, requests, tests), "connector", pool),
             Supervisor() as supervisor,
         ):
             supervisor.start("connection_tests", answer_connection_tests(tests, tester))

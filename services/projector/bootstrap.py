@@ -40,7 +40,7 @@ async def run_projector(settings: ProjectorSettings) -> None:
     consumer = make_consumer(settings, topics.CONNECTOR_REPORTS, group_id=CONSUMER_GROUP, client_id="projector")
     try:
         async with ops.serving(
-            settings.ops_host, settings.ops_port, projector_ops(pool, consumer, settings), "projector"
+            settings.ops_host, settings.ops_port, projector_ops(pool, consumer, settings), "projector", pool
         ):
             await consumer.start()
             log.info("projector_started")

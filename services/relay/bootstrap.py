@@ -46,7 +46,7 @@ async def run_relay_service(settings: RelaySettings) -> None:
     pool = await create_pool(settings.database_url, max_size=3)
     publisher = KafkaPublisher(lambda: make_producer(settings, client_id="outbox-relay"))
     try:
-        async with ops.serving(settings.ops_host, settings.ops_port, relay_ops(pool, settings), "relay"):
+        async with ops.serving(settings.ops_host, settings.ops_port, relay_ops(pool, settings), "relay", pool):
             log.info("relay_started", batch_max_bytes=settings.batch_max_bytes)
             await run_relay(pool, publisher, settings.batch_limits)
     finally:

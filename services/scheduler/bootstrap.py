@@ -76,7 +76,7 @@ async def run_scheduler(settings: SchedulerSettings) -> None:
     clock = TickClock(settings.tick_interval_s)
     log.info("scheduler_started", tick_s=settings.tick_interval_s, heartbeat_timeout_s=settings.heartbeat_timeout_s)
     try:
-        async with ops.serving(settings.ops_host, settings.ops_port, scheduler_ops(pool, clock), "scheduler"):
+        async with ops.serving(settings.ops_host, settings.ops_port, scheduler_ops(pool, clock), "scheduler", pool):
             while True:
                 await tick(rt, settings)
                 clock.last = time.monotonic()

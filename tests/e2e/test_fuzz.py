@@ -70,7 +70,7 @@ DOCUMENTS = {
     # here they can only be a 503. tests/e2e/test_connection_tests.py drives them against real connectors.
     # The live streams do not end while a run is active or at all (/api/events/stream): a request would only time
     # out. tests/e2e/test_run_timeline.py drives them.
-    "entropy": Document("/openapi.yaml", "x-api-key: {key}", 20, 40,
+    "entropy": Document("/openapi.yaml", "x-api-key: {key}", 21, 40,
                         ("testConnection", "testIntegrationConnection", "streamIntegrationRunEvents",
                          "streamRunEvents")),
     # _validate is fuzzed: no connector answers its connection test here, so it reports a FAILED client
