@@ -95,7 +95,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     app.add_subapp("/api/system", system.system_app(settings))
     # Our own write endpoints first: the dialect's GET /api/integrations/{externalId} must not shadow them.
     app.add_subapp("/api", dialect_app(admin.routes, ENTROPY, entropy.routes))
-    app.add_subapp("/console", create_console(ConsoleSettings()))  # the web console: services/console
+    app.add_subapp("/console", create_console(ConsoleSettings(), settings))  # the web console: services/console
     return app
 
 

@@ -15,7 +15,8 @@ import structlog
 from aiohttp import web
 
 from services.api.problems import Handler
-from services.console import format, pages, run_page
+from services.api.system import LAG_READER
+from services.console import format, pages, run_page, system_page
 from services.console.session import (
     CSRF_FIELD,
     SESSION,
@@ -28,6 +29,9 @@ from services.console.session import (
 )
 from services.console.settings import ConsoleSettings
 from services.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from services.core.system import LagReader
+from shared.group_lag import group_lag
+from shared.settings import KafkaSettings
 
 HERE = Path(__file__).parent
 log = structlog.get_logger()
@@ -37,11 +41,15 @@ CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 
 _STATUS: list[tuple[type[DomainError], int]] = [(NotFound, 404), (Forbidden, 403), (Conflict, 409), (InvalidInput, 400)]
 
 
-def create_console(settings: ConsoleSettings) -> web.Application:
+def create_console(
+    settings: ConsoleSettings, kafka: KafkaSettings, read_lag: LagReader | None = None
+) -> web.Application:
+    """The console; `kafka` is where the system page reads consumer lag (`read_lag` replaces that in tests)."""
     # /console (no slash) redirects to /console/: the sub-application's routes all start below its prefix.
     slash = web.normalize_path_middleware(append_slash=True, merge_slashes=False)
     app = web.Application(middlewares=[slash, headers_middleware, error_middleware, session_middleware])
     app[SESSIONS] = SessionCipher(settings)
+    app[LAG_READER] = read_lag or (lambda: group_lag(kafka))
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
         context_processors=[_session_context], filters=format.FILTERS,
@@ -54,6 +62,7 @@ def create_console(settings: ConsoleSettings) -> web.Application:
     app.router.add_static("/static", HERE / "static", name="static")
     app.router.add_routes(pages.routes)
     app.router.add_routes(run_page.routes)
+    app.router.add_routes(system_page.routes)
     return app
 
 

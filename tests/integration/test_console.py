@@ -25,8 +25,9 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest.fixture
-async def console(database: str) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    settings = ApiSettings.model_validate({"DATABASE_URL": database, "APP_ENV": "test", "BOOTSTRAP_API_KEY": ADMIN_KEY})
+async def console(database: str, kafka_bootstrap: str) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    settings = ApiSettings(APP_ENV="test", DATABASE_URL=database, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+                           BOOTSTRAP_API_KEY=ADMIN_KEY)  # fmt: skip
     async with TestClient(TestServer(create_app(settings))) as client:
         yield client
 
@@ -209,3 +210,25 @@ async def test_the_run_page_stream_sends_the_run_as_it_changes_and_ends_when_it_
     await asyncio.wait_for(until("event: end"), timeout=15)
     assert "CANCELLED" in received.split("QUEUED", 1)[1]
     stream.close()
+
+
+async def test_the_system_page_shows_readiness_queues_and_lag_to_organization_owners_only(console, runtime, pool):
+    instance = f"console-test-{uuid.uuid4().hex[:8]}"
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO process_status (service, instance, ready, checks, interval_s, started_at, seen_at) "
+            "VALUES ('relay', $1, true, $2, 5, now(), now())", instance, {"database": "ok"},
+        )  # fmt: skip
+    try:
+        await log_in(console, ADMIN_KEY)
+        page = await console.get("/console/system")
+        text = await page.text()
+        assert page.status == 200 and instance in text and "Outbox depth" in text and "Consumer lag" in text
+        assert 'id="ready">NOT READY' in text and "scheduler" in text  # no scheduler recorded itself here
+        _, key = await team_key(runtime, ["INGESTION_VIEW", "INGESTION_EDIT"])
+        await log_in(console, key)
+        assert "/console/system" not in await (await console.get("/console/")).text()
+        assert (await console.get("/console/system")).status == 403
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute("DELETE FROM process_status WHERE instance = $1", instance)
