@@ -79,9 +79,12 @@ def click_in_row(driver: WebDriver, external_id: str, button: str) -> None:
 async def test_log_in_run_and_watch_the_run_reach_success_without_reloading(
     browser: WebDriver, stack: Stack, client: Client, shop_dsn: str
 ) -> None:
-    status, _, _ = await client.call("POST", "/api/integrations", json=postgres_integration(shop_dsn, "console-e2e"))
+    nightly = {"schedule": {"cron": "0 3 * * *", "timezone": "Europe/Berlin"}, "name": "Shop database"}
+    status, _, _ = await client.call("POST", "/api/integrations",
+                                     json=postgres_integration(shop_dsn, "console-e2e", **nightly))  # fmt: skip
     assert status == 201
     log_in(browser, stack)
+    wait_for_text(browser, 'tr[data-integration="console-e2e"]', "next in")
     shot(browser, "01-integrations")
     # The crawl waits on a locked view until the page is open: the page sees the run while it runs, then SUCCESS.
     locker = await asyncpg.connect(shop_dsn)
@@ -105,7 +108,9 @@ async def test_log_in_run_and_watch_the_run_reach_success_without_reloading(
     wait_for_text(browser, 'tr[data-integration="console-e2e"]', "SUCCESS")
     shot(browser, "03-integrations-after-run")
     if os.environ.get("CONSOLE_README_SCREENSHOT"):  # how docs/console.png was made
+        browser.set_window_size(1000, 420)
         shutil.copy(shot(browser, "readme"), ROOT / "docs" / "console.png")
+        browser.set_window_size(1200, 720)
 
 
 async def test_cancel_a_hanging_run_from_its_page(
