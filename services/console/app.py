@@ -79,12 +79,14 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise
     if not response.prepared:  # a live stream has sent its headers already
         response.headers.update(_security_headers())
+        resource = request.match_info.route.resource
+        if resource is None or resource.name != "static":  # pages show one key's view: never kept in a cache
+            response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def _security_headers() -> dict[str, str]:
-    return {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
-            "Cache-Control": "no-store"}  # fmt: skip
+    return {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
 
 @web.middleware

@@ -15,6 +15,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -73,7 +74,15 @@ def log_in(driver: WebDriver, stack: Stack) -> None:
 def click_in_row(driver: WebDriver, external_id: str, button: str) -> None:
     driver.get(driver.current_url.split("/console")[0] + "/console/")
     row = driver.find_element(By.CSS_SELECTOR, f'tr[data-integration="{external_id}"]')
-    row.find_element(By.CSS_SELECTOR, f"button.{button}").click()
+    submit_and_wait_for_the_next_page(driver, row.find_element(By.CSS_SELECTOR, f"button.{button}"))
+
+
+def submit_and_wait_for_the_next_page(driver: WebDriver, button: WebElement) -> None:
+    """Click a form's button and wait until the page it leads to has loaded (the old one is gone)."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 async def test_log_in_run_and_watch_the_run_reach_success_without_reloading(
@@ -92,7 +101,6 @@ async def test_log_in_run_and_watch_the_run_reach_success_without_reloading(
         async with locker.transaction():
             await locker.execute("LOCK TABLE sales.big_orders IN ACCESS EXCLUSIVE MODE")
             click_in_row(browser, "console-e2e", "run")
-            wait_for_text(browser, "h1", "Run")
             assert "/console/integrations/console-e2e/runs/" in browser.current_url
             browser.execute_script(MARK)
             wait_for_text(browser, "#live .summary", "RUNNING")
@@ -121,8 +129,7 @@ async def test_cancel_a_hanging_run_from_its_page(
     log_in(browser, stack)
     click_in_row(browser, "console-hang", "run")
     wait_for_text(browser, "#live .summary", "RUNNING")  # the connector started it; the crawl waits on the lock
-    browser.find_element(By.CSS_SELECTOR, "#live button.cancel").click()
-    wait_for_text(browser, "h1", "Run")
+    submit_and_wait_for_the_next_page(browser, browser.find_element(By.CSS_SELECTOR, "#live button.cancel"))
     browser.execute_script(MARK)
     wait_for_text(browser, "#live .summary", "CANCELLED")
     assert browser.execute_script(MARKED) == "not reloaded"
