@@ -38,6 +38,8 @@ from services.api.problems import (
     request_context_middleware,
 )
 from services.api.settings import ApiSettings
+from services.console.app import create_console
+from services.console.settings import ConsoleSettings
 from services.core.access import AccessService
 from services.core.catalog import CatalogService
 from services.core.connection_tests import ConnectionTests
@@ -105,6 +107,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     # Our own write endpoints first: the dialect's GET /api/integrations/{externalId} must not shadow them.
     app[webhooks.CONFIG] = webhooks.WebhookConfig(cipher, settings.allow_private_sources)
     app.add_subapp("/api", dialect_app(admin.routes, ENTROPY, entropy.routes, webhooks.routes))
+    app.add_subapp("/console", create_console(ConsoleSettings(), settings))  # the web console: services/console
     return app
 
 
