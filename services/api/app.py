@@ -105,7 +105,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     app.add_subapp("/api/v2", dialect_app(secoda.v2_routes, SECODA))
     app.add_subapp("/api/system", system.system_app(settings))
     # Our own write endpoints first: the dialect's GET /api/integrations/{externalId} must not shadow them.
-    app[webhooks.CONFIG] = webhooks.WebhookConfig(cipher, settings.allow_private_sources)
+    app[webhooks.CONFIG] = webhooks.WebhookConfig(cipher, settings.allow_private_webhooks)
     app.add_subapp("/api", dialect_app(admin.routes, ENTROPY, entropy.routes, webhooks.routes))
     app.add_subapp("/console", create_console(ConsoleSettings(), settings))  # the web console: services/console
     return app

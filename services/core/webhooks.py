@@ -22,6 +22,7 @@ from services.core.errors import Forbidden, InvalidInput, NotFound
 from services.core.ingestion import Runtime
 from services.core.model import Principal
 from services.core.sources import Endpoint, Resolver, SystemResolver, check_endpoints
+from services.core.sources.endpoints import is_link_local_literal
 from services.core.store import access as access_store
 from services.core.store import webhooks as store
 from services.core.store.webhooks import Delivery as Delivery  # re-exported for the API
@@ -115,6 +116,8 @@ class WebhookService:
 
     async def create(self, principal: Principal, spec: NewWebhook) -> tuple[Webhook, str]:
         """The new subscription and its signing secret (shown this once)."""
+        async with self._rt.pool.acquire() as conn:  # who may subscribe is decided before the URL is looked up
+            await self._team_for(conn, principal, spec.team_external_id)
         await self._check_target(spec.url)
         secret = new_secret()
         async with self._rt.pool.acquire() as conn, conn.transaction():
@@ -141,6 +144,8 @@ class WebhookService:
     ) -> tuple[Webhook, str | None]:
         """The changed subscription, and its new secret if one was asked for."""
         if changes.url is not None:
+            async with self._rt.pool.acquire() as conn:  # who may change it is decided before the URL is looked up
+                await _editable(conn, principal, webhook_id)
             await self._check_target(changes.url)
         values: dict[str, object] = {}
         if changes.url is not None:
@@ -194,16 +199,20 @@ class WebhookService:
         return teams[team_external_id]
 
     async def _check_target(self, url: str) -> None:
-        """Unless this installation may reach private hosts, the URL must name a public one (the notifier checks
-        again at every attempt: a name can resolve elsewhere later)."""
+        """Unless this installation may deliver to private hosts, the URL must name a public one; a link-local
+        address (cloud metadata services) never (the notifier checks again at every attempt: a name can resolve
+        elsewhere later)."""
+        parts = urlsplit(url)
+        assert parts.hostname is not None  # checked by WebhookUrl
+        if is_link_local_literal(parts.hostname):
+            raise InvalidInput(f"'{parts.hostname}' is a link-local address: webhooks never go there.", field="url")
         if self._allow_private:
             return
-        parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        assert parts.hostname is not None  # checked by WebhookUrl
         await check_endpoints(
-            [Endpoint(parts.hostname, port, field="url")], allow_private=False, resolver=self._resolver
-        )
+            [Endpoint(parts.hostname, port, field="url")], allow_private=False, resolver=self._resolver,
+            rule="public webhook hosts (WEBHOOK_ALLOW_PRIVATE_TARGETS=false)",
+        )  # fmt: skip
 
 
 def new_secret() -> str:

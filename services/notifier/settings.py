@@ -15,8 +15,9 @@ from shared.settings import CommonSettings, ops_port
 class NotifierSettings(CommonSettings):
     ops_port: int = ops_port(9106)
     credentials_key: str | None = Field(default=None, alias="CREDENTIALS_KEY")  # decrypts the signing secrets
-    # The same policy as for sources: may this installation connect to private (internal) addresses?
-    allow_private_targets: bool = Field(default_factory=private_sources_default, alias="ALLOW_PRIVATE_SOURCES")
+    # May webhooks go to private (internal) addresses? Apart from ALLOW_PRIVATE_SOURCES: sources on a private
+    # network must not open it to every team's webhooks. Default like sources: only under APP_ENV dev/test.
+    allow_private_targets: bool = Field(default_factory=private_sources_default, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS")
     # Comma-separated CIDRs every delivery must stay inside (e.g. an egress proxy's subnet); empty: any allowed.
     allowed_networks: str = Field(default="", alias="WEBHOOK_ALLOWED_NETWORKS")
     timeout_s: float = Field(default=10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=120)

@@ -31,10 +31,14 @@ class TargetPolicy:
 
     def check(self, host: str, address: str) -> None:
         ip = ipaddress.ip_address(address.split("%", 1)[0])  # a zone index (fe80::1%eth0) is not part of it
+        if ip.is_link_local:  # cloud metadata services: never, whatever the installation may reach
+            raise TargetRefused(f"'{host}' resolves to {address}, a link-local address")
         if self.allowed_networks and not any(ip in network for network in self.allowed_networks):
             raise TargetRefused(f"'{host}' resolves to {address}, outside WEBHOOK_ALLOWED_NETWORKS")
         if not self.allow_private and not is_public_address(str(ip)):
-            raise TargetRefused(f"'{host}' resolves to {address}, a non-public address (ALLOW_PRIVATE_SOURCES=false)")
+            raise TargetRefused(
+                f"'{host}' resolves to {address}, a non-public address (WEBHOOK_ALLOW_PRIVATE_TARGETS=false)"
+            )
 
 
 class GuardedResolver(AbstractResolver):

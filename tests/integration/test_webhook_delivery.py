@@ -18,11 +18,12 @@ from aiohttp.test_utils import TestServer
 
 from services.core import ingestion
 from services.core.crypto import CredentialCipher
+from services.core.errors import Forbidden, InvalidInput, NotFound
 from services.core.ingestion import Runtime
 from services.core.model import Integration, Principal
 from services.core.store import access as access_store
 from services.core.store.webhooks import Notification
-from services.core.webhooks import NewWebhook, WebhookService
+from services.core.webhooks import NewWebhook, WebhookFields, WebhookService
 from services.notifier.consumer import queue_notifications, run_consumer
 from services.notifier.delivery import RetryPolicy, Sender, Worker
 from services.notifier.notifications import delivery_id
@@ -229,3 +230,49 @@ async def test_an_attempt_that_crashes_is_recorded_with_its_error_and_retried_un
     assert [a.attempt for a in delivery.attempts] == [1, 2, 3, 4, 5]  # the notifier fixture's max_attempts
     assert all(a.status_code is None and a.error == "KeyError: 'secret'" for a in delivery.attempts)
     assert receiver.requests == []
+
+
+class CountingResolver:
+    """Resolves every name to a private address, counting the lookups."""
+
+    def __init__(self) -> None:
+        self.lookups: list[str] = []
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        self.lookups.append(host)
+        return ["10.1.2.3"]
+
+
+async def test_who_may_subscribe_or_change_a_subscription_is_decided_before_its_url_is_looked_up(
+    runtime, pool, team_integration
+):
+    # Else any key could learn what internal names resolve to from the error of a PATCH it may not make.
+    resolver = CountingResolver()
+    service = WebhookService(runtime, CIPHER, allow_private_targets=False, resolver=resolver)
+    trusting = WebhookService(runtime, CIPHER, allow_private_targets=True)
+    team = team_integration.owning_team_external_id
+    webhook, _ = await trusting.create(OWNER, NewWebhook(url="http://127.0.0.1:1/hook", teamExternalId=team))
+    async with pool.acquire() as conn:
+        team_ids = await access_store.team_ids_by_external_id(conn, [team])
+    viewer = Principal(
+        uuid.uuid4(), "viewer", org_owner=False, team_permissions={team_ids[team]: frozenset({"INGESTION_VIEW"})}
+    )
+    stranger = Principal(key_id=uuid.uuid4(), name="stranger", org_owner=False)
+
+    with pytest.raises(Forbidden):
+        await service.update(viewer, webhook.id, WebhookFields(url="http://billing.internal/hook"))
+    with pytest.raises(NotFound):
+        await service.update(stranger, webhook.id, WebhookFields(url="http://billing.internal/hook"))
+    with pytest.raises(Forbidden):
+        await service.create(viewer, NewWebhook(url="http://billing.internal/hook", teamExternalId=team))
+    assert resolver.lookups == []
+    with pytest.raises(InvalidInput, match="WEBHOOK_ALLOW_PRIVATE_TARGETS"):  # the owner may: then it is looked up
+        await service.update(OWNER, webhook.id, WebhookFields(url="http://billing.internal/hook"))
+    assert resolver.lookups == ["billing.internal"]
+
+
+async def test_a_link_local_url_is_refused_even_where_private_targets_are_allowed(runtime, team_integration):
+    service = WebhookService(runtime, CIPHER, allow_private_targets=True)
+    team = team_integration.owning_team_external_id
+    with pytest.raises(InvalidInput, match="link-local"):
+        await service.create(OWNER, NewWebhook(url="http://169.254.169.254/latest/meta-data", teamExternalId=team))

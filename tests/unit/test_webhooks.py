@@ -140,6 +140,15 @@ def test_retries_back_off_exponentially_with_jitter_up_to_a_cap_and_stop_after_t
     assert len(jittered) > 1 and all(T0 + timedelta(seconds=10) <= at for at in jittered)  # type: ignore[operator]
 
 
+@pytest.mark.parametrize("address", ["169.254.169.254", "fe80::1"])
+def test_a_link_local_target_is_refused_even_where_private_targets_are_allowed(address: str) -> None:
+    # Cloud metadata services answer there: an installation that delivers to its own network still never goes there.
+    with pytest.raises(TargetRefused, match="link-local"):
+        TargetPolicy(allow_private=True).check("metadata.internal", address)
+    with pytest.raises(TargetRefused, match="link-local"):
+        check_literal(TargetPolicy(allow_private=True), address)
+
+
 def test_targets_are_refused_outside_the_allowed_networks_and_private_ones_unless_allowed():
     public_only = TargetPolicy(allow_private=False)
     with pytest.raises(TargetRefused, match="non-public"):

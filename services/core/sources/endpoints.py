@@ -85,10 +85,21 @@ def is_public_address(text: str) -> bool:
     return True
 
 
+def is_link_local_literal(host: str) -> bool:
+    """Whether `host` is an IP address literal in a link-local range (169.254.0.0/16, fe80::/10: where cloud
+    metadata services answer). A name is not: what it resolves to is checked where it is resolved."""
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_link_local
+    except ValueError:
+        return False
+
+
 async def check_endpoints(
-    endpoints: Iterable[Endpoint], *, allow_private: bool, resolver: Resolver
-) -> CheckedAddresses:
-    """Resolve each endpoint once; InvalidInput if one does not resolve or, unless allowed, is not public."""
+    endpoints: Iterable[Endpoint], *, allow_private: bool, resolver: Resolver,
+    rule: str = "public source hosts (ALLOW_PRIVATE_SOURCES=false)",
+) -> CheckedAddresses:  # fmt: skip
+    """Resolve each endpoint once; InvalidInput if one does not resolve or, unless allowed, is not public
+    (`rule`: what this installation allows, for the message)."""
     checked: dict[tuple[str, int], tuple[str, ...]] = {}
     for endpoint in endpoints:
         try:
@@ -103,7 +114,7 @@ async def check_endpoints(
                 if not is_public_address(address):
                     raise InvalidInput(
                         f"host '{endpoint.host}' resolves to {address}, a non-public address; this installation "
-                        "only allows public source hosts (ALLOW_PRIVATE_SOURCES=false)",
+                        f"only allows {rule}",
                         field=endpoint.field,
                     )
         checked[(endpoint.host, endpoint.port)] = addresses
