@@ -23,7 +23,7 @@ from services.core.runs import AbortRun, RunState, decide
 from services.core.store import liveness, runlog
 from services.core.store.dead_letters import DeadLetter, record_dead_letters, storable
 from shared.errors import is_retriable
-from shared.events import ConnectorReport, RunHeartbeat, RunLogEvent, RunOwner, parse_report
+from shared.events import ConnectorReport, FinishedPayload, RunHeartbeat, RunLogEvent, RunOwner, parse_report
 
 log = structlog.get_logger()
 
@@ -66,6 +66,9 @@ def parse(messages: list[Received]) -> Batch:
             continue
         if report.owner is None:
             batch.dead.append(dead_letter(message, "a connector report without its owner (connector_id, attempt)"))
+        elif isinstance(getattr(report, "payload", None), FinishedPayload) and report.payload.reaped:  # type: ignore[union-attr]
+            # Only the reaper ends a run as reaped (webhooks announce it as run.reaped): a connector saying so lies.
+            batch.dead.append(dead_letter(message, "a connector report claiming the reaper ended the run"))
         elif isinstance(report, RunHeartbeat):
             latest = batch.heartbeats.get(report.run_id)
             if latest is None or latest[1] < report.occurred_at:

@@ -1,14 +1,16 @@
 """Marking projection progress is best effort: no database failure may take the projector down."""
 
 import asyncio
+import uuid
 from types import SimpleNamespace
 
 import asyncpg
 import pytest
 from aiokafka import TopicPartition
 
-from services.projector.handlers import BatchOutcome
+from services.projector.handlers import BatchOutcome, Received, parse
 from services.projector.service import _mark_progress
+from shared.events import AssetCountsPayload, FinishedPayload, RunFailed, RunOwner
 
 TP = TopicPartition("reports", 0)
 
@@ -135,3 +137,15 @@ def test_a_batch_that_keeps_failing_is_split_until_the_one_bad_message_is_set_ap
     asyncio.run(asyncio.wait_for(service._apply_until_done(pool, messages, lambda: None), timeout=5))  # type: ignore[arg-type]
     assert sorted(applied) == [0, 1, 3, 4]
     assert [row[2] for row in pool.letters] == [2]  # (topic, partition, offset, ...): only the bad one
+
+
+def test_a_connector_report_claiming_the_reaper_ended_its_run_is_set_aside() -> None:
+    # Only the reaper ends a run as reaped (webhooks announce it as run.reaped); a connector saying so is off-contract.
+    owner = RunOwner(connector_id="c-1", attempt=1)
+    about = {"integration_id": uuid.uuid4(), "integration_external_id": "shop", "run_id": uuid.uuid4(), "owner": owner}
+    honest = RunFailed(**about, payload=FinishedPayload(counts=AssetCountsPayload(), message="source gone"))
+    lying = RunFailed(**about, payload=FinishedPayload(counts=AssetCountsPayload(), message="x", reaped=True))
+    batch = parse([Received("reports", 0, offset, report.model_dump_json().encode())
+                   for offset, report in enumerate((honest, lying))])  # fmt: skip
+    assert [dead.reason for dead in batch.dead] == ["a connector report claiming the reaper ended the run"]
+    assert [event for event, _ in batch.events[honest.run_id]] == [honest]
