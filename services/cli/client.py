@@ -11,6 +11,7 @@ import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT_S = 30.0  # a connection test may take CONNECTION_TEST_TIMEOUT_SECONDS twice, plus 5 s
+STREAM_SILENCE_S = 45.0  # the server sends a comment every 15 s: a stream silent for longer is a dead connection
 
 
 class CliError(Exception):
@@ -68,13 +69,19 @@ class ApiClient:
             raise CliError(problem_line(response.status_code, response.text), response.status_code)
         return response
 
-    def events(self, path: str) -> Iterator[SseEvent]:
-        """The events of a Server-Sent Events stream until the server closes it."""
+    def events(self, path: str, last_event_id: str | None = None) -> Iterator[SseEvent]:
+        """The events of a Server-Sent Events stream (after `last_event_id`) until it ends: the server closed it,
+        or the connection broke or went silent once open (the caller resumes from the last id it saw)."""
+        headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else None
+        timeout = httpx.Timeout(TIMEOUT_S, read=STREAM_SILENCE_S)
         try:
-            with self._http.stream("GET", path, timeout=httpx.Timeout(TIMEOUT_S, read=None)) as response:
+            with self._http.stream("GET", path, headers=headers, timeout=timeout) as response:
                 if response.status_code >= 400:
                     raise CliError(problem_line(response.status_code, response.read().decode(errors="replace")))
-                yield from parse_sse(response.iter_lines())
+                try:
+                    yield from parse_sse(response.iter_lines())
+                except (httpx.ReadError, httpx.ReadTimeout, httpx.RemoteProtocolError):
+                    return  # open, then broken or silent: an end like the server's
         except httpx.HTTPError as error:
             raise self._unreachable(error) from None
 

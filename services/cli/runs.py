@@ -5,18 +5,20 @@ or refused)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from services.cli.client import ApiClient, CliError
+from services.cli.client import ApiClient
 from services.cli.context import api, command
 from services.cli.integrations import path
 from services.cli.output import OUTPUT, Format, console, emit
 
 runs_app = typer.Typer(no_args_is_help=True)
 EXIT_CODES = {"SUCCESS": 0, "FAILED": 1, "CANCELLED": 2}
+RESUME_AFTER_S = 1.0  # a stream that ended early is resumed after this pause
 RUN_COLUMNS = ("ingestionRunId", "status", "startedAt", "completedAt", "assetsProcessed", "message")
 EVENT_COLUMNS = ("seq", "type", "occurredAt", "details")
 CHANGE_COLUMNS = ("key", "kind", "change")
@@ -49,15 +51,21 @@ def run(ctx: typer.Context, name: str,
 
 
 def follow_run(client: ApiClient, name: str, run_id: str) -> int:
-    """Show the run's events as they happen (its SSE stream ends with the run), then its outcome."""
+    """Show the run's events as they happen (its SSE stream ends with the run), then its outcome. A stream that
+    ends before the run did (the server drops a reader that fell behind, or restarts) is resumed after the last
+    event seen (Last-Event-ID)."""
+    last_id: str | None = None
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True) as progress:  # fmt: skip
         task = progress.add_task("requested")
-        for event in client.events(path(name, f"/runs/{run_id}/stream")):
-            progress.update(task, description=describe(event.json()))
-    outcome = client.get(path(name, f"/runs/{run_id}"))
-    if outcome["status"] not in EXIT_CODES:
-        raise CliError(f"the stream closed while run {run_id} is still {outcome['status']}")
+        while True:
+            for event in client.events(path(name, f"/runs/{run_id}/stream"), last_id):
+                last_id = event.id or last_id
+                progress.update(task, description=describe(event.json()))
+            outcome = client.get(path(name, f"/runs/{run_id}"))
+            if outcome["status"] in EXIT_CODES:
+                break
+            time.sleep(RESUME_AFTER_S)
     colour = {"SUCCESS": "green", "FAILED": "red"}.get(outcome["status"], "yellow")
     console.print(f"[{colour}]{outcome['status']}[/]: {outcome['assetsProcessed']} assets processed "
                   f"({outcome['assetsCreated']} created, {outcome['assetsUpdated']} updated, "

@@ -28,6 +28,9 @@ class Canned:
         self.sent: list[tuple[str, str, Any]] = []
         self.outcome = "SUCCESS"
         self.status: dict[str, Any] = {}
+        self.drop_stream_after = 0  # > 0: the first stream ends after that many events, the run still RUNNING
+        self.resumed_after: list[str | None] = []  # the Last-Event-ID of each stream request
+        self.ended = False
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -75,14 +78,23 @@ class Canned:
     async def stream(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for seq, kind in enumerate(("requested", "started", "progressed", self.outcome.lower()), start=1):
+        after = request.headers.get("Last-Event-ID")
+        self.resumed_after.append(after)
+        kinds = ("requested", "started", "progressed", self.outcome.lower())
+        for seq, kind in enumerate(kinds, start=1):
+            if after is not None and seq <= int(after):
+                continue
+            if len(self.resumed_after) == 1 and seq > self.drop_stream_after > 0:
+                return response  # ended early: the client must resume
             event = {"seq": seq, "type": f"run.{kind}.v1", "details": {"counts": {"assets_processed": seq}}}
             await response.write(f": keep-alive\nid: {seq}\ndata: {json.dumps(event)}\n\n".encode())
+        self.ended = True
         return response
 
     async def run_state(self, _: web.Request) -> web.Response:
         counts = {"assetsProcessed": 4, "assetsCreated": 4, "assetsUpdated": 0, "assetsDeleted": 0}
-        return web.json_response({"ingestionRunId": RUN_ID, "status": self.outcome, "message": "done"} | counts)
+        status = self.outcome if self.ended else "RUNNING"
+        return web.json_response({"ingestionRunId": RUN_ID, "status": status, "message": "done"} | counts)
 
 
 @pytest.fixture
@@ -108,6 +120,14 @@ async def test_run_follow_exits_with_the_runs_outcome(api, outcome: str, code: i
     exit_code, out, _ = await icp(url, "run", "shop", "--follow")
     assert exit_code == code, out
     assert outcome in out
+
+
+async def test_run_follow_resumes_a_stream_that_ended_before_the_run_after_the_last_event_seen(api) -> None:
+    canned, url = api
+    canned.drop_stream_after = 2  # as the server does to a reader that fell behind, or when it restarts
+    exit_code, out, _ = await icp(url, "run", "shop", "--follow")
+    assert exit_code == 0, out
+    assert canned.resumed_after == [None, "2"]
 
 
 async def test_an_api_problem_is_one_readable_line_and_exit_3_never_a_traceback(api) -> None:
