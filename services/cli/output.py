@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+UUID_CHARS = 36
 errors = Console(stderr=True)
 
 
@@ -33,7 +34,11 @@ def emit(data: Any, fmt: Format, columns: Sequence[str] = ()) -> None:
     elif fmt is Format.yaml:
         print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), end="")
     elif isinstance(data, list):
-        table = Table(*columns)
+        table = Table()
+        for column in columns:
+            # An id is what the next command takes: shown whole, never cut to fit the terminal.
+            whole = column.lower().endswith("id")
+            table.add_column(column, no_wrap=whole, min_width=UUID_CHARS if whole else None)
         for item in data:
             table.add_row(*(cell(item.get(column)) for column in columns))
         console.print(table)

@@ -6,13 +6,16 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from rich.console import Console
 from typer.testing import CliRunner
 
+from services.cli import output
 from services.cli.client import parse_sse
 from services.cli.main import app
 
@@ -189,3 +192,13 @@ def test_server_sent_events_are_parsed_with_comments_skipped_and_data_lines_join
     lines = [": keep-alive", "id: 7", "event: run", 'data: {"a":', "data: 1}", "", "data: x", ""]
     events = list(parse_sse(iter(lines)))
     assert [(e.id, e.event, e.data) for e in events] == [("7", "run", '{"a":\n1}'), ("7", "message", "x")]
+
+
+def test_a_table_shows_ids_whole_even_on_a_narrow_terminal(capsys) -> None:
+    # `runs show RUN_ID` and `keys delete KEY_ID` need the whole id a listing showed.
+    run_id = "fb6f4a1a-f0c1-4f3e-9a53-0d2c7c1f8e11"
+    narrow = Console(width=80, force_terminal=False)
+    with patch.object(output, "console", narrow):
+        output.emit([{"ingestionRunId": run_id, "status": "SUCCESS", "message": "Processed 242 assets " * 6}],
+                    output.Format.table, ["ingestionRunId", "status", "message"])  # fmt: skip
+    assert run_id in capsys.readouterr().out
