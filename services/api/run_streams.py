@@ -159,31 +159,45 @@ async def stream(
     pool = request.config_dict[DEPS].runtime.pool
     with hub.subscribe(wants) as subscription:  # before the replay: nothing committed meanwhile is missed
         async with sse_response(request, ping_interval=HEARTBEAT_S, headers={"X-Accel-Buffering": "no"}) as out:
-            await out.write(b": open\r\n\r\n")  # the headers go now, not with the first event (clients wait on them)
-            sent: set[int] = set()  # replayed positions: a live event may have been replayed already
-            while replay is not None:
-                batch = await with_database(pool, lambda conn: replay(conn, after))  # noqa: B023 (awaited here)
-                for replayed in batch:
-                    if await _send(out, replayed, sent) and ends:
-                        return out
-                    after = replayed.position
-                if len(batch) < REPLAY_BATCH:
-                    break
-            if over:
-                return out
-            gone = asyncio.ensure_future(out.wait())  # ends when the client went away (a ping failed)
             try:
-                while (event := await _next_or_gone(subscription, gone)) is not None:
-                    if event.position not in sent and await _send(out, event, sent) and ends:
-                        break
-            finally:
-                gone.cancel()
+                await _replay_then_follow(out, pool, subscription, replay, after, ends=ends, over=over)
+            except ConnectionResetError:  # the client went away mid-write: how streams nobody reads end
+                log.info("stream_client_gone", path=request.path)
     return out
 
 
-async def _send(out: EventSourceResponse, event: LoggedEvent, sent: set[int]) -> bool:
+async def _replay_then_follow(
+    out: EventSourceResponse, pool: asyncpg.Pool, subscription: Subscription, replay: Replay | None, after: int,
+    *, ends: bool, over: bool,
+) -> None:  # fmt: skip
+    await out.write(b": open\r\n\r\n")  # the headers go now, not with the first event (clients wait on them)
+    # A live event may have been replayed already: only one committed after the subscription can be, and its
+    # position is above the log's end at that time; remembering just those keeps a replay of the whole log small.
+    horizon = await with_database(pool, timeline.last_position)
+    replayed: set[int] = set()
+    while replay is not None:
+        batch = await with_database(pool, lambda conn: replay(conn, after))  # noqa: B023 (awaited here)
+        for logged in batch:
+            if logged.position > horizon:
+                replayed.add(logged.position)
+            if await _send(out, logged) and ends:
+                return
+            after = logged.position
+        if len(batch) < REPLAY_BATCH:
+            break
+    if over:
+        return
+    gone = asyncio.ensure_future(out.wait())  # ends when the client went away (a ping failed)
+    try:
+        while (event := await _next_or_gone(subscription, gone)) is not None:
+            if event.position not in replayed and await _send(out, event) and ends:
+                return
+    finally:
+        gone.cancel()
+
+
+async def _send(out: EventSourceResponse, event: LoggedEvent) -> bool:
     """Send one event; True if it ends its run."""
-    sent.add(event.position)
     await out.send(json.dumps(event_json(event), default=json_default), id=str(event.position))
     return event.type in TERMINAL_TYPES
 

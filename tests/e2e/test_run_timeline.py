@@ -228,3 +228,26 @@ async def test_another_teams_key_sees_nothing_of_a_run_and_the_event_stream_show
     assert {d["ingestionRunId"] for _, d in everything if d["integrationExternalId"] == "tl-blue-e2e"} == {
         blue["ingestionRunId"]
     }
+
+
+async def test_a_client_leaving_the_event_stream_is_no_server_error(client, stack):
+    # Closing a stream is how every stream ends for its client: no 500 in the metrics, no error in the log.
+    source = await create_shop_database(stack.dsn, "source_stream_leaving_e2e")
+    integration = postgres_integration(source, "stream-leaving-e2e")
+    assert (await client.call("POST", "/api/integrations", json=integration))[0] == 201
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(stack.url + "/api/events/stream", headers={"x-api-key": ADMIN_KEY})
+        assert response.status == 200
+        await response.content.readline()  # ": open": subscribed
+        response.connection.transport.abort()  # the client goes away, as a closed browser tab does
+        response.close()
+    await run_once(client, "stream-leaving-e2e")  # events the stream can no longer write
+
+    async def stream_ended() -> list[str] | None:  # recorded once the server noticed, at its next write
+        async with aiohttp.ClientSession() as session, session.get(stack.ops_url("api", "/metrics")) as answer:
+            text = await answer.text()
+        found = [line for line in text.splitlines() if 'route="/api/events/stream"' in line and "_count{" in line]
+        return found or None
+
+    streamed = await eventually(stream_ended, timeout=30)
+    assert all('status="200"' in line for line in streamed), streamed
