@@ -93,6 +93,7 @@ def create_app(settings: ApiSettings) -> web.Application:
 
     app.cleanup_ctx.append(resources)
     app.cleanup_ctx.append(run_streams.event_hub)  # after resources: it listens on the pool
+    app.on_shutdown.append(run_streams.end_streams)  # else open streams hold a stop for aiohttp's 60 s
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.yaml", openapi)
     app.router.add_get("/openapi/{name}.yaml", immuta_openapi)

@@ -90,6 +90,11 @@ class RunEventHub:
         finally:
             self._subscribers.discard(subscription)
 
+    def end_all(self) -> None:
+        """End every stream (the process stops): each client resumes with Last-Event-ID, here or elsewhere."""
+        for subscription in list(self._subscribers):
+            subscription.end()
+
     def _on_notify(self, payload: str) -> None:
         if self._subscribers:
             self._notified.append(int(payload))
@@ -130,6 +135,13 @@ async def event_hub(app: web.Application) -> AsyncIterator[None]:
         task.remove_done_callback(_died)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def end_streams(app: web.Application) -> None:
+    """on_shutdown: the streams end before aiohttp waits for the handlers still running."""
+    hub = app.get(HUB)
+    if hub is not None:
+        hub.end_all()
 
 
 def _died(task: asyncio.Task[None]) -> None:

@@ -13,7 +13,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.e2e.conftest import ADMIN_KEY, Client, Stack, postgres_integration
+from tests.e2e.conftest import ADMIN_KEY, Client, Stack, postgres_integration, wait_for_api
 from tests.support import SHOP_ASSETS, create_shop_database, eventually, recreate_database
 
 pytestmark = pytest.mark.e2e
@@ -251,3 +251,19 @@ async def test_a_client_leaving_the_event_stream_is_no_server_error(client, stac
 
     streamed = await eventually(stream_ended, timeout=30)
     assert all('status="200"' in line for line in streamed), streamed
+
+
+async def test_open_streams_end_when_the_api_stops_so_the_stop_does_not_wait_for_them(client, stack):
+    # Without ending them, aiohttp waits up to 60 s for the stream handlers: the stop would end in a kill.
+    opened = asyncio.Event()
+    received: list[tuple[int, dict[str, Any]]] = []
+    reading = asyncio.create_task(read_stream(stack, "/api/events/stream", received, opened=opened, timeout=120))
+    await asyncio.wait_for(opened.wait(), timeout=30)
+    api = stack.processes["api"]
+    await asyncio.to_thread(stack.stop, "api")  # SIGTERM; a kill after 15 s
+    try:
+        assert api.returncode == 0, api.returncode
+        await asyncio.wait_for(reading, timeout=10)  # the client saw its stream end
+    finally:
+        stack.start("api")
+        await wait_for_api(stack)
