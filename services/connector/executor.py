@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -102,6 +103,7 @@ class _Run:
         self.ledger = ledger
         self.diff = AssetDiff({})
         self.secrets: tuple[str, ...] = ()
+        self.report: SourceReport | None = None  # the plug-in's, once it is open
         self.warnings_sent = 0  # of the plug-in's report: how many warnings, and how many dropped, were reported
         self.dropped_sent = 0
 
@@ -191,6 +193,7 @@ class RunExecutor:
         credentials = self._credentials(ctx)
         run.secrets = tuple(str(v) for v in credentials.values() if v)
         plugin = await self._open(ctx, credentials)
+        run.report = plugin.report
         try:
             async with self._pool.acquire() as conn:
                 previous = await integration_store.asset_fingerprints(conn, ctx.run.integration_id)
@@ -321,6 +324,10 @@ class RunExecutor:
             raise SourceError(error.detail) from None
 
     async def _finish(self, run: _Run, outcome: type[RunEnded], message: str) -> None:
+        if outcome is not RunSucceeded and run.report is not None:
+            # What the source warned of since the last report often explains the failure: recorded, if it can be.
+            with contextlib.suppress(Exception):
+                await self._send_warnings(run, run.report)
         payload = FinishedPayload(counts=run.diff.counts.to_payload(), message=message)
         await run.ledger.send(outcome(**self._about(run), payload=payload))
         try:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import urlparse
 
@@ -13,6 +14,7 @@ import pytest
 
 from services.connector.executor import ExecutorConfig, RunExecutor, RunHandle
 from services.connector.reporting import KafkaReporter
+from services.connector.sources.base import AssetDict, SourceError, SourceReport
 from services.core import ingestion
 from services.core.crypto import CredentialCipher
 from services.core.imports.formats import Format
@@ -349,3 +351,36 @@ async def test_an_import_whose_upload_is_gone_fails_saying_to_upload_again(runti
     await executor(pool, reporter).execute(RunHandle(accepted.run.run_id))
     assert reporter.types() == ["run.started.v1", "run.failed.v1"]
     assert "upload the file again" in reporter.log_events()[-1].payload.message
+
+
+class WarnsThenFails:
+    """A source that warns, then fails before any progress report could carry the warning."""
+
+    def __init__(self) -> None:
+        self.report = SourceReport()
+
+    async def crawl(self) -> AsyncIterator[list[AssetDict]]:
+        self.report.warn("Schema hr: user 'reader' has no USAGE privilege on it")
+        raise SourceError("permission denied for table payroll")
+        yield []  # a generator
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_failed_run_still_records_the_warnings_its_source_gave_before_it_failed(
+    runtime, pool, make_integration, source, monkeypatch
+):
+    # They often explain the failure; they used to go only with progress reports and success.
+    integration = await postgres_integration(make_integration, source)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    reporter = RecordingReporter()
+    running = executor(pool, reporter)
+
+    async def opened(*_: object) -> WarnsThenFails:
+        return WarnsThenFails()
+
+    monkeypatch.setattr(running, "_open", opened)
+    await running.execute(RunHandle(run.run_id))
+    assert reporter.types() == ["run.started.v1", "run.warnings_reported.v1", "run.failed.v1"]
+    assert reporter.log_events()[1].payload.warnings == ["Schema hr: user 'reader' has no USAGE privilege on it"]
