@@ -38,7 +38,9 @@ def notifier_ops(pool: asyncpg.Pool, consumer: AIOKafkaConsumer) -> ops.Ops:
 async def run_notifier(settings: NotifierSettings) -> None:
     cipher = CredentialCipher.from_settings(settings.credentials_key, settings.is_dev)  # fail fast: no key
     policy = settings.target_policy
-    pool = await create_pool(settings.database_url, max_size=4)
+    # Each delivery in flight records its outcome on a connection of its own; the consumer, the claimer and the
+    # status recorder need theirs: a delivery waiting for a connection past its lease would be sent twice.
+    pool = await create_pool(settings.database_url, max_size=settings.concurrency + 4)
     consumer = make_consumer(settings, topics.RUN_EVENTS, group_id=CONSUMER_GROUP, client_id="notifier")
     connector = aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=settings.concurrency)
     session = aiohttp.ClientSession(connector=connector)
