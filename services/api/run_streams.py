@@ -22,7 +22,8 @@ import structlog
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
-from services.api.context import DEPS
+from services.api.auth import presented_key
+from services.api.context import DEPS, principal
 from services.api.problems import BadRequest
 from services.api.render import json_default
 from services.api.timeline_json import event_json
@@ -36,6 +37,7 @@ log = structlog.get_logger()
 CHANNEL = "run_events"  # the trigger of migration 0007 notifies here
 QUEUE_SIZE = 1000  # events a subscriber may lag behind before its stream is closed
 HEARTBEAT_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
+KEY_RECHECK_S = 15.0  # how long a revoked key (or one whose teams changed) may still receive events
 TERMINAL_TYPES = frozenset({"run.succeeded.v1", "run.failed.v1", "run.cancelled.v1"})
 
 
@@ -172,15 +174,15 @@ async def stream(
     with hub.subscribe(wants) as subscription:  # before the replay: nothing committed meanwhile is missed
         async with sse_response(request, ping_interval=HEARTBEAT_S, headers={"X-Accel-Buffering": "no"}) as out:
             try:
-                await _replay_then_follow(out, pool, subscription, replay, after, ends=ends, over=over)
+                await _replay_then_follow(request, out, pool, subscription, replay, after, ends=ends, over=over)
             except ConnectionResetError:  # the client went away mid-write: how streams nobody reads end
                 log.info("stream_client_gone", path=request.path)
     return out
 
 
 async def _replay_then_follow(
-    out: EventSourceResponse, pool: asyncpg.Pool, subscription: Subscription, replay: Replay | None, after: int,
-    *, ends: bool, over: bool,
+    request: web.Request, out: EventSourceResponse, pool: asyncpg.Pool, subscription: Subscription,
+    replay: Replay | None, after: int, *, ends: bool, over: bool,
 ) -> None:  # fmt: skip
     await out.write(b": open\r\n\r\n")  # the headers go now, not with the first event (clients wait on them)
     # A live event may have been replayed already: only one committed after the subscription can be, and its
@@ -199,13 +201,36 @@ async def _replay_then_follow(
             break
     if over:
         return
-    gone = asyncio.ensure_future(out.wait())  # ends when the client went away (a ping failed)
+    gone = asyncio.ensure_future(_gone_or_key_changed(out, request))
     try:
         while (event := await _next_or_gone(subscription, gone)) is not None:
             if event.position not in replayed and await _send(out, event) and ends:
                 return
     finally:
         gone.cancel()
+
+
+async def _gone_or_key_changed(out: EventSourceResponse, request: web.Request) -> None:
+    """Ends when the client went away (a ping failed), or when the key that opened the stream no longer is what it
+    was (revoked, or its teams changed): the stream must not outlive what it was allowed to show."""
+    client = asyncio.ensure_future(out.wait())
+    try:
+        while True:
+            done, _ = await asyncio.wait([client], timeout=KEY_RECHECK_S)
+            if done or not await _same_principal(request):
+                return
+    finally:
+        if not client.done():
+            client.cancel()
+
+
+async def _same_principal(request: web.Request) -> bool:
+    key = presented_key(request)
+    try:
+        found = None if key is None else await request.config_dict[DEPS].access.authenticate(key)
+    except (OSError, asyncpg.PostgresError):  # the database away for a moment: the stream goes on
+        return True
+    return found == principal(request)
 
 
 async def _send(out: EventSourceResponse, event: LoggedEvent) -> bool:

@@ -267,3 +267,20 @@ async def test_open_streams_end_when_the_api_stops_so_the_stop_does_not_wait_for
     finally:
         stack.start("api")
         await wait_for_api(stack)
+
+
+async def test_a_revoked_keys_event_stream_ends_instead_of_showing_what_the_key_may_no_longer_see(client, stack):
+    assert (await client.call("POST", "/api/teams", json={"externalId": "tl-revoked", "name": "r"}))[0] in (201, 409)
+    grant = [{"teamExternalId": "tl-revoked", "permissions": ["INGESTION_VIEW"]}]
+    status, key, _ = await client.call("POST", "/api/api-keys", json={"name": "soon revoked", "teams": grant})
+    assert status == 201
+    opened = asyncio.Event()
+    received: list[tuple[int, dict[str, Any]]] = []
+    reading = asyncio.create_task(read_stream(stack, "/api/events/stream", received, key=key["key"], opened=opened))
+    try:
+        await asyncio.wait_for(opened.wait(), timeout=30)
+        assert (await client.call("DELETE", f"/api/api-keys/{key['id']}"))[0] == 204
+        await asyncio.wait_for(reading, timeout=45)  # the key is checked again every 15 s: the stream ends
+    finally:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
