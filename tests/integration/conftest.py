@@ -6,11 +6,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
+from aiokafka.admin import NewTopic
 
 from services.core.crypto import CredentialCipher
 from services.core.ingestion import Runtime
 from services.core.integrations import IntegrationService, NewIntegration
 from services.core.model import Integration, Principal
+from shared.kafka import make_admin
 
 pytestmark = pytest.mark.integration
 
@@ -35,3 +37,16 @@ def make_integration(integrations: IntegrationService) -> Callable[..., Awaitabl
         return await integrations.create(OWNER, NewIntegration.model_validate(body))
 
     return make
+
+
+@pytest.fixture
+async def topic(kafka_bootstrap: str) -> str:
+    """A fresh two-partition topic of the test's own: nothing else produces to it or consumes from it."""
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    admin = make_admin(kafka_bootstrap, client_id="test-topics")
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name=name, num_partitions=2, replication_factor=1)])
+    finally:
+        await admin.close()
+    return name

@@ -13,7 +13,6 @@ import aiohttp
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import NewTopic
 
 from services.core import ingestion
 from services.core.ingestion import Runtime
@@ -25,7 +24,7 @@ from services.scheduler.bootstrap import TickClock, scheduler_ops
 from services.scheduler.due import fire_due
 from services.scheduler.reaper import reap_stale_runs
 from shared import ops
-from shared.kafka import make_admin, make_consumer
+from shared.kafka import make_consumer
 from shared.metrics import SCHEDULER
 from shared.postgres import create_pool, migrate
 from tests.conftest import MIGRATIONS
@@ -49,19 +48,6 @@ async def get(url: str) -> tuple[int, Any]:
 async def ready_is(url: str, status: int) -> dict[str, Any] | None:
     code, body = await get(url + "/readyz")
     return body if code == status else None
-
-
-@pytest.fixture
-async def topic(kafka_bootstrap: str) -> str:
-    """A fresh two-partition topic, so the lag is what this test put there."""
-    name = f"ops-test-{uuid.uuid4().hex[:8]}"
-    admin = make_admin(kafka_bootstrap, client_id="ops-test")
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name=name, num_partitions=2, replication_factor=1)])
-    finally:
-        await admin.close()
-    return name
 
 
 async def test_the_projector_is_ready_only_once_partitions_are_assigned_and_its_lag_is_below_the_bound(

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.core import ingestion
 from services.core.runs import RunState
@@ -32,19 +31,6 @@ from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 CONNECTOR = RunOwner(connector_id="c-projector-test", attempt=1)
-
-
-@pytest.fixture
-async def topic(kafka_bootstrap: str) -> str:
-    """A topic of this test's own: nothing else produces to it or projects from it."""
-    name = f"test-reports-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name=name, num_partitions=2, replication_factor=1)])
-    finally:
-        await admin.close()
-    return name
 
 
 @pytest.fixture
