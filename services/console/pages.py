@@ -39,9 +39,15 @@ async def run(request: web.Request) -> web.Response:
 
 @routes.post("/integrations/{externalId}/cancel", name="cancel")
 async def cancel(request: web.Request) -> web.Response:
-    """Cancel the active run (if any), then show it: the run page follows it to CANCELLED."""
+    """Cancel the active run (if any; from a run's page, only if it is that run), then show it: the run page
+    follows it to CANCELLED."""
     external_id = request.match_info["externalId"]
-    cancelled = await ingestion.cancel_run(deps(request).runtime, session(request).principal, external_id)
+    shown = (await request.post()).get("runId")
+    try:
+        run_id = uuid.UUID(shown) if isinstance(shown, str) else None
+    except ValueError:
+        raise InvalidInput("That is not a run id.", field="runId") from None
+    cancelled = await ingestion.cancel_run(deps(request).runtime, session(request).principal, external_id, run_id)
     if cancelled is None:
         raise web.HTTPSeeOther(request.app.router["integrations"].url_for())
     raise web.HTTPSeeOther(_run_url(request, external_id, cancelled.run_id))

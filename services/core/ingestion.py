@@ -161,12 +161,15 @@ async def trigger_run(rt: Runtime, principal: Principal, external_id: str) -> Ru
         return await start_sync(rt, conn, integration, SyncRequest("manual", requester(principal)))
 
 
-async def cancel_run(rt: Runtime, principal: Principal, external_id: str) -> RunState | None:
-    """Request cancellation of the active run, if any. Idempotent: no active run is not an error."""
+async def cancel_run(
+    rt: Runtime, principal: Principal, external_id: str, run_id: uuid.UUID | None = None
+) -> RunState | None:
+    """Request cancellation of the active run (only if it is `run_id`, when given: a page showing a run that
+    ended must not cancel the next one), if any. Idempotent: no active run is not an error."""
     async with rt.pool.acquire() as conn, conn.transaction():
         integration = await editable_integration(conn, principal, external_id)
         active = await run_reads.active_run(conn, integration.id)
-        if active is None:
+        if active is None or run_id not in (None, active.run_id):
             return None
         return await request_cancel(rt, conn, integration, active.run_id, requester(principal))
 

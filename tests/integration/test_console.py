@@ -102,8 +102,23 @@ async def test_run_starts_a_run_and_shows_its_page_and_cancel_cancels_it(console
     assert "QUEUED" in page and 'sse-connect="' in page and ">Cancel</button>" in page
     again = await console.post(f"/console/integrations/{integration.external_id}/run", data={"csrf": csrf})
     assert again.status == 409 and "already in progress" in await again.text()
+    assert f'name="runId" value="{run.run_id}"' in page  # its Cancel is for this run only
     await console.post(f"/console/integrations/{integration.external_id}/cancel", data={"csrf": csrf})
     assert (await ingestion.get_run(runtime, OWNER, integration.external_id, run.run_id)).cancel_requested
+
+
+async def test_cancel_from_a_runs_page_leaves_the_next_run_alone(console, make_integration, runtime):
+    # A page left open on a run that ended must not cancel the run that started after it.
+    integration = await make_integration()
+    csrf = await log_in(console, ADMIN_KEY)
+    shown = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    await ingestion.cancel_run(runtime, OWNER, integration.external_id)  # queued: it ends at once
+    following = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    cancel = f"/console/integrations/{integration.external_id}/cancel"
+    await console.post(cancel, data={"csrf": csrf, "runId": str(shown.run_id)})
+    assert not (await ingestion.get_run(runtime, OWNER, integration.external_id, following.run_id)).cancel_requested
+    await console.post(cancel, data={"csrf": csrf, "runId": str(following.run_id)})
+    assert (await ingestion.get_run(runtime, OWNER, integration.external_id, following.run_id)).cancel_requested
 
 
 async def test_a_team_key_sees_only_its_teams_integrations(console, make_integration, runtime):
