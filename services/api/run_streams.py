@@ -67,6 +67,13 @@ class Subscription:
     async def next(self) -> LoggedEvent | None:
         return await self._queue.get()
 
+    def discard_queued(self) -> bool:
+        """Drop the events queued so far (a reader that re-reads the state instead); False if the stream ended."""
+        while not self._queue.empty():
+            if self._queue.get_nowait() is None:
+                return False
+        return True
+
 
 class RunEventHub:
     def __init__(self, pool: asyncpg.Pool, queue_size: int = QUEUE_SIZE) -> None:
@@ -203,7 +210,7 @@ async def _replay_then_follow(
         return
     gone = asyncio.ensure_future(_gone_or_key_changed(out, request))
     try:
-        while (event := await _next_or_gone(subscription, gone)) is not None:
+        while (event := await next_or_gone(subscription, gone)) is not None:
             if event.position not in replayed and await _send(out, event) and ends:
                 return
     finally:
@@ -239,7 +246,7 @@ async def _send(out: EventSourceResponse, event: LoggedEvent) -> bool:
     return event.type in TERMINAL_TYPES
 
 
-async def _next_or_gone(subscription: Subscription, gone: asyncio.Future[None]) -> LoggedEvent | None:
+async def next_or_gone(subscription: Subscription, gone: asyncio.Future[None]) -> LoggedEvent | None:
     """The next live event, or None once the stream must end or the client went away."""
     following = asyncio.ensure_future(subscription.next())
     waiting: list[asyncio.Future[Any]] = [following, gone]

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from services.api.context import deps
-from services.api.run_streams import HEARTBEAT_S, HUB, _next_or_gone
+from services.api.run_streams import HEARTBEAT_S, HUB, next_or_gone
 from services.console.session import session
 from services.core import ingestion, timeline
 from services.core.errors import InvalidInput
@@ -24,6 +24,7 @@ from services.core.runs import RunStatus
 
 TIMELINE_LIMIT = 500  # events shown; a longer timeline is in the API (`.../runs/{id}/events`, paged)
 CHANGES_LIMIT = 100  # changed asset keys shown; all of them: `.../runs/{id}/changes`
+RENDER_EVERY_S = 1.0  # the live part is rendered at most this often
 routes = web.RouteTableDef()
 
 
@@ -48,8 +49,13 @@ async def run_live(request: web.Request) -> web.StreamResponse:
                     if context["run"].status.is_terminal:
                         await out.send("", event="end")
                         break
-                    if await _next_or_gone(subscription, gone) is None:
+                    if await next_or_gone(subscription, gone) is None:
                         break  # the client left, or it lagged too far behind: its EventSource reconnects
+                    # What else happens within a second is shown by the same render: a run of a thousand asset
+                    # batches costs a page a render a second, not a thousand renders of a growing timeline.
+                    await asyncio.sleep(RENDER_EVERY_S)
+                    if not subscription.discard_queued():
+                        break
                     context = await _live_context(request)
             finally:
                 gone.cancel()

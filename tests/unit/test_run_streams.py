@@ -37,6 +37,17 @@ async def test_a_subscriber_that_falls_behind_is_ended_and_its_queue_dropped():
     assert subscription._queue.empty()  # nothing more is kept for it
 
 
+def test_discarding_queued_events_keeps_the_stream_unless_it_was_ended():
+    # The console's run page re-reads the run instead of rendering each queued event.
+    subscription = Subscription(lambda _: True, size=3)
+    for position in (1, 2):
+        subscription.offer(event(position))
+    assert subscription.discard_queued() and subscription._queue.empty()
+    for position in range(3, 8):  # overflows: ended
+        subscription.offer(event(position))
+    assert not subscription.discard_queued()
+
+
 def test_a_run_keeps_at_most_the_capped_warnings_per_report():
     with pytest.raises(ValidationError):
         WarningsReportedPayload(warnings=["w"] * (MAX_RUN_WARNINGS + 1))
