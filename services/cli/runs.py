@@ -100,6 +100,8 @@ def show(ctx: typer.Context, name: str, run_id: str,
          changes: bool = typer.Option(False, "--changes", help="The asset keys it created, updated or deleted."),
          output: Format = OUTPUT) -> None:  # fmt: skip
     """One run; with --events its timeline, with --changes the assets it changed."""
+    if events and changes:
+        raise typer.BadParameter("--events and --changes each show a listing of their own: give one of them.")
     client = api(ctx)
     if events:
         emit(list(client.pages(path(name, f"/runs/{run_id}/events"), limit=1000)), output, EVENT_COLUMNS)

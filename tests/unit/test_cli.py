@@ -202,3 +202,10 @@ def test_a_table_shows_ids_whole_even_on_a_narrow_terminal(capsys) -> None:
         output.emit([{"ingestionRunId": run_id, "status": "SUCCESS", "message": "Processed 242 assets " * 6}],
                     output.Format.table, ["ingestionRunId", "status", "message"])  # fmt: skip
     assert run_id in capsys.readouterr().out
+
+
+async def test_runs_show_refuses_events_and_changes_together_rather_than_silently_showing_one(api) -> None:
+    _, url = api
+    exit_code, _, err = await icp(url, "runs", "show", "shop", RUN_ID, "--events", "--changes")
+    words = " ".join(word for word in err.split() if word.strip("│╭╮╰╯─"))  # rich boxes and wraps the message
+    assert exit_code == 2 and "give one of them" in words, err
