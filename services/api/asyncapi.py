@@ -77,6 +77,7 @@ CHANNELS = (
         "absent. `owner` is never published.",
         members(events.RunLogEvent), "integration_id",
         "relay (the events the run log accepted from the API, the projector and the reaper)",
+        (("notifier", "notifier"),),  # webhook notifications; any other system may read it too
         refinement={"required": ["seq"], "properties": {"seq": {"type": "integer", "minimum": 1}}},
     ),
     Channel(
