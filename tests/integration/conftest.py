@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 
 from services.core.crypto import CredentialCipher
@@ -50,3 +51,14 @@ async def topic(kafka_bootstrap: str) -> str:
     finally:
         await admin.close()
     return name
+
+
+async def produce(kafka_bootstrap: str, topic: str, count: int) -> None:
+    """`count` small messages onto partition 0 of `topic`."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for i in range(count):
+            await producer.send_and_wait(topic, f"message {i}".encode(), partition=0)
+    finally:
+        await producer.stop()

@@ -12,7 +12,6 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from services.core import ingestion
 from services.core.ingestion import Runtime
@@ -28,7 +27,7 @@ from shared.kafka import make_consumer
 from shared.metrics import SCHEDULER
 from shared.postgres import create_pool, migrate
 from tests.conftest import MIGRATIONS
-from tests.integration.conftest import OWNER
+from tests.integration.conftest import OWNER, produce
 from tests.support import admin_dsn, eventually, recreate_database
 
 pytestmark = pytest.mark.integration
@@ -53,13 +52,7 @@ async def ready_is(url: str, status: int) -> dict[str, Any] | None:
 async def test_the_projector_is_ready_only_once_partitions_are_assigned_and_its_lag_is_below_the_bound(
     pool, kafka_bootstrap, topic
 ):
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    try:
-        for i in range(20):
-            await producer.send_and_wait(topic, f"report {i}".encode(), partition=0)
-    finally:
-        await producer.stop()
+    await produce(kafka_bootstrap, topic, 20)
     consumer = make_consumer(kafka_bootstrap, topic, group_id=f"ops-{uuid.uuid4().hex}", client_id="ops-test")
     settings = ProjectorSettings(PROJECTOR_READY_MAX_LAG=5)
     async with serving(projector_ops(pool, consumer, settings)) as url:

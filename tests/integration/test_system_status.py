@@ -11,8 +11,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import NewTopic
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from services.api.app import create_app
@@ -24,8 +23,8 @@ from services.core.model import Principal
 from services.core.system import system_status
 from shared import ops
 from shared.group_lag import PartitionLag, group_lag
-from shared.kafka import make_admin, make_consumer
-from tests.integration.conftest import OWNER
+from shared.kafka import make_consumer
+from tests.integration.conftest import OWNER, produce
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -128,21 +127,9 @@ async def test_the_system_status_is_for_organization_owners_only(runtime: Runtim
         await system_status(runtime, member, no_lag)
 
 
-async def test_group_lag_is_the_messages_after_each_groups_committed_offset(kafka_bootstrap: str):
-    topic, group = f"lag-test-{uuid.uuid4().hex[:8]}", f"lag-{uuid.uuid4().hex[:8]}"
-    admin = make_admin(kafka_bootstrap, client_id="lag-test")
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name=topic, num_partitions=2, replication_factor=1)])
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    try:
-        for i in range(7):
-            await producer.send_and_wait(topic, f"m{i}".encode(), partition=0)
-    finally:
-        await producer.stop()
+async def test_group_lag_is_the_messages_after_each_groups_committed_offset(kafka_bootstrap: str, topic: str):
+    group = f"lag-{uuid.uuid4().hex[:8]}"
+    await produce(kafka_bootstrap, topic, 7)
     consumer = make_consumer(kafka_bootstrap, topic, group_id=group, client_id="lag-test")
     await consumer.start()
     try:
