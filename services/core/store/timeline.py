@@ -14,10 +14,12 @@ from services.core.model import Principal
 
 # A bulk event's payload is never read here: the generated `summary` column holds its counts, and coalesce stops
 # there (the payload is never fetched from TOAST).
+# `position` is the event's stream position: numbered as its transaction commits (migration 0010), so a
+# stream resumed after one never misses an event committed later.
 _SELECT = """
-SELECT e.position, e.run_id, e.seq, e.type, e.occurred_at, e.integration_id, i.external_id, i.owning_team_id,
-       coalesce(e.summary, e.payload) AS details
-FROM run_events e JOIN integrations i ON i.id = e.integration_id
+SELECT s.stream_position AS position, e.run_id, e.seq, e.type, e.occurred_at, e.integration_id, i.external_id,
+       i.owning_team_id, coalesce(e.summary, e.payload) AS details
+FROM run_events e JOIN run_event_stream s ON s.position = e.position JOIN integrations i ON i.id = e.integration_id
 """
 
 # Whether the principal ($n: org owner, $n+1: team ids) sees the integration: Principal.can_view, as SQL.
@@ -56,9 +58,9 @@ async def run_timeline(conn: asyncpg.Connection, run_id: uuid.UUID, after_seq: i
 async def run_events_after(
     conn: asyncpg.Connection, run_id: uuid.UUID, after_position: int, limit: int
 ) -> list[LoggedEvent]:
-    """A run's events after a stream position. A run's positions grow with its seq: its writers are serialised
-    by the lock on its row, and each takes its position as it inserts."""
-    rows = await conn.fetch(_SELECT + "WHERE e.run_id = $1 AND e.position > $2 ORDER BY e.seq LIMIT $3",
+    """A run's events after a stream position. A run's stream positions grow with its seq: its writers are
+    serialised by the lock on its row, and its events are numbered as they commit."""
+    rows = await conn.fetch(_SELECT + "WHERE e.run_id = $1 AND s.stream_position > $2 ORDER BY e.seq LIMIT $3",
                             run_id, after_position, limit)  # fmt: skip
     return [_event(r) for r in rows]
 
@@ -69,20 +71,22 @@ async def visible_events_after(
     """Every event the principal may see after a stream position, in position order."""
     visible = _VISIBLE.format(org="$3", teams="$4")
     rows = await conn.fetch(
-        _SELECT + f"WHERE e.position > $1 AND {visible} ORDER BY e.position LIMIT $2",
+        _SELECT + f"WHERE s.stream_position > $1 AND {visible} ORDER BY s.stream_position LIMIT $2",
         after_position, limit, principal.org_owner, principal.team_ids,
     )  # fmt: skip
     return [_event(r) for r in rows]
 
 
 async def events_at(conn: asyncpg.Connection, positions: list[int]) -> list[LoggedEvent]:
-    """The events at these positions (notified ones), in position order."""
-    rows = await conn.fetch(_SELECT + "WHERE e.position = ANY($1::bigint[]) ORDER BY e.position", positions)
+    """The events at these stream positions (notified ones), in their order."""
+    rows = await conn.fetch(
+        _SELECT + "WHERE s.stream_position = ANY($1::bigint[]) ORDER BY s.stream_position", positions
+    )
     return [_event(r) for r in rows]
 
 
 async def last_position(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM run_events"))
+    return int(await conn.fetchval("SELECT coalesce(max(stream_position), 0) FROM run_event_stream"))
 
 
 @dataclass(frozen=True)
