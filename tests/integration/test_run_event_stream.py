@@ -54,3 +54,15 @@ async def check_commit_order(pool: asyncpg.Pool, integration_id: uuid.UUID, firs
         # A client that saw the second commit's event and resumed after it (Last-Event-ID) still gets the first's.
         resumed = await timeline.visible_events_after(conn, OWNER, seen[0].position, 100_000)
         assert first_run in {e.run_id for e in resumed}
+
+
+async def test_an_event_deleted_with_its_integration_in_the_same_transaction_is_not_streamed(pool, make_integration):
+    # Deleting an integration cancels its active run (an event) and then cascades the run log away, at once.
+    integration = await make_integration()
+    conn, run_id = await begin_event(pool, integration.id)
+    try:
+        await conn.execute("DELETE FROM integrations WHERE id = $1", integration.id)
+        await conn.execute("COMMIT")
+        assert await conn.fetchval("SELECT count(*) FROM run_events WHERE run_id = $1", run_id) == 0
+    finally:
+        await pool.release(conn)

@@ -21,6 +21,9 @@ CREATE FUNCTION number_run_event() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     numbered bigint;
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM run_events WHERE position = NEW.position) THEN
+        RETURN NULL;  -- deleted again in its own transaction (its integration was deleted): nothing to stream
+    END IF;
     PERFORM pg_advisory_xact_lock(7215002);  -- released once this commit is visible: numbers follow commits
     numbered := nextval('run_event_stream_seq');
     INSERT INTO run_event_stream (stream_position, position) VALUES (numbered, NEW.position);
