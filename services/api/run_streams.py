@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import signal
+import typing
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -30,6 +31,7 @@ from services.api.timeline_json import event_json
 from services.core.store import timeline
 from services.core.store.timeline import LoggedEvent
 from services.core.timeline import REPLAY_BATCH, Replay
+from shared.events import RunEnded
 from shared.postgres import listen_forever, with_database
 
 log = structlog.get_logger()
@@ -38,7 +40,7 @@ CHANNEL = "run_events"  # the trigger of migration 0007 notifies here
 QUEUE_SIZE = 1000  # events a subscriber may lag behind before its stream is closed
 HEARTBEAT_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
 KEY_RECHECK_S = 15.0  # how long a revoked key (or one whose teams changed) may still receive events
-TERMINAL_TYPES = frozenset({"run.succeeded.v1", "run.failed.v1", "run.cancelled.v1"})
+TERMINAL_TYPES = frozenset(end.model_fields["type"].default for end in typing.get_args(RunEnded))  # a run's last
 
 
 class Subscription:

@@ -26,14 +26,14 @@ CONSUMER_GROUP = "notifier"
 READY_MAX_LAG = 1000  # run events not yet read, on any partition, while the notifier still counts as ready
 
 
-def notifier_ops(pool: asyncpg.Pool, consumer: AIOKafkaConsumer) -> ops.Ops:
+def notifier_ops(pool: asyncpg.Pool, consumer: AIOKafkaConsumer, max_lag: int = READY_MAX_LAG) -> ops.Ops:
     """Ready when the database answers and the group gave it run-event partitions it keeps up with."""
 
     async def refresh() -> None:
         await record_consumer_lag(NOTIFIER.consumer_lag, {CONSUMER_GROUP: consumer})
 
     # A consumer that cannot queue what it reads (the database refusing, a bug) keeps retrying: its lag shows it.
-    checks = {"database": ops.database_reachable(pool), "kafka": ops.partitions_assigned(consumer, READY_MAX_LAG)}
+    checks = {"database": ops.database_reachable(pool), "kafka": ops.partitions_assigned(consumer, max_lag)}
     return ops.Ops(NOTIFIER.registry, checks, refresh)
 
 

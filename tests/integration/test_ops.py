@@ -15,6 +15,7 @@ import pytest
 
 from services.core import ingestion
 from services.core.ingestion import Runtime
+from services.notifier.bootstrap import notifier_ops
 from services.projector.bootstrap import projector_ops
 from services.projector.settings import ProjectorSettings
 from services.relay.bootstrap import relay_ops
@@ -178,3 +179,26 @@ async def test_the_scheduler_counts_fires_by_outcome_and_reaped_runs_and_reads_r
             "WHERE status = 'QUEUED' AND i.source = 'postgres' AND trigger = 'manual'"
         )
     assert f'icp_runs{{source="postgres",status="QUEUED",trigger="manual"}} {float(queued)}' in text
+
+
+async def test_the_notifier_is_not_ready_while_it_falls_behind_on_the_run_events(pool, kafka_bootstrap, topic):
+    # A consumer stuck retrying what it cannot queue (the database refusing, a bug) must not look ready.
+    await produce(kafka_bootstrap, topic, 20)
+    consumer = make_consumer(kafka_bootstrap, topic, group_id=f"ops-{uuid.uuid4().hex}", client_id="ops-test")
+    async with serving(notifier_ops(pool, consumer, max_lag=5)) as url:
+        await consumer.start()
+        try:
+
+            async def lagging() -> dict[str, Any] | None:
+                await consumer.getmany(timeout_ms=200, max_records=1)  # joined, and knows the highwater
+                body = await ready_is(url, 503)
+                return body if body and body["checks"]["kafka"].startswith("lag above") else None
+
+            async def caught_up() -> dict[str, Any] | None:
+                await consumer.getmany(timeout_ms=200, max_records=100)
+                return await ready_is(url, 200)
+
+            await eventually(lagging, timeout=30)
+            await eventually(caught_up, timeout=30)
+        finally:
+            await consumer.stop()
