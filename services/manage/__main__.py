@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from services.core.store import runlog
+from services.core.store import rebuild
 from shared.kafka import ensure_topics
 from shared.logging import configure_logging
 from shared.postgres import create_pool, ensure_database, migrate
@@ -30,7 +30,7 @@ async def do_rebuild(settings: CommonSettings) -> None:
     pool = await create_pool(settings.database_url, max_size=1)
     try:
         async with pool.acquire() as conn:
-            replayed = await runlog.rebuild(conn)
+            replayed = await rebuild.rebuild(conn)
     finally:
         await pool.close()
     print(f"read models rebuilt from {replayed} run log event(s)")

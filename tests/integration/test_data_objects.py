@@ -15,7 +15,7 @@ from services.core.model import Integration
 from services.core.objects import Grantee, SettingsChange, key_of, object_id
 from services.core.runs import SYSTEM, RunState
 from services.core.store import integrations as integration_store
-from services.core.store import runlog
+from services.core.store import rebuild, runlog
 from shared.events import AssetsChanged, AssetsChangedPayload, RunFailed, RunSucceeded
 from tests.integration.conftest import OWNER
 from tests.integration.test_run_log import report, started, succeeded
@@ -164,7 +164,7 @@ async def test_rebuild_reproduces_assets_runs_and_sync_scopes_after_deletes_and_
 
     before = await snapshot()
     async with runtime.pool.acquire() as conn:
-        await runlog.rebuild(conn)
+        await rebuild.rebuild(conn)
     assert await snapshot() == before
     runs, assets, scopes, _ = before
     assert sorted(r["kind"] for r in runs) == ["delete", "settings", "sync", "sync"]

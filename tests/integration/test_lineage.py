@@ -12,7 +12,7 @@ from services.connector.lineage import resolve
 from services.core.imports import ExternalColumn, ExternalTable, Internal, LineageEdge, QueriedTables
 from services.core.ingestion import SyncRequest, claim_run
 from services.core.integrations import NewIntegration
-from services.core.store import runlog
+from services.core.store import rebuild, runlog
 from shared.events import (
     AssetsChanged,
     AssetsChangedPayload,
@@ -90,7 +90,7 @@ async def test_a_full_sync_replaces_the_lineage_an_integration_asserts(runtime, 
             ("x", before[1]["id"], before[1]["created_at"], second.run_id)]  # fmt: skip
         assert await edges_of(conn, other.id) == []
         rebuilt_from = after
-        await runlog.rebuild(conn)
+        await rebuild.rebuild(conn)
         assert await edges_of(conn, mine.id) == rebuilt_from
 
 

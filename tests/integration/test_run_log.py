@@ -9,7 +9,7 @@ import pytest
 from services.core import ingestion
 from services.core.errors import AlreadyRunning
 from services.core.runs import RunStatus
-from services.core.store import runlog
+from services.core.store import rebuild, runlog
 from shared.events import (
     AssetCountsPayload,
     AssetsChanged,
@@ -113,7 +113,7 @@ async def test_rebuild_reproduces_the_live_read_models(runtime, make_integration
     async with runtime.pool.acquire() as conn:
         runs_before = await conn.fetch("SELECT * FROM runs ORDER BY id")
         assets_before = await conn.fetch("SELECT * FROM assets ORDER BY integration_id, asset_key")
-        replayed = await runlog.rebuild(conn)
+        replayed = await rebuild.rebuild(conn)
         runs_after = await conn.fetch("SELECT * FROM runs ORDER BY id")
         assets_after = await conn.fetch("SELECT * FROM assets ORDER BY integration_id, asset_key")
     assert replayed > 0
@@ -151,7 +151,7 @@ async def test_rebuild_keeps_the_heartbeats_of_active_runs(runtime, make_integra
         async with conn.transaction():
             await runlog.append(conn, run.run_id, [started(run)])
         await conn.execute("INSERT INTO run_heartbeats VALUES ($1, 'c', now())", run.run_id)
-        await runlog.rebuild(conn)
+        await rebuild.rebuild(conn)
         kept = await conn.fetchval("SELECT connector_id FROM run_heartbeats WHERE run_id = $1", run.run_id)
         status = await conn.fetchval("SELECT status FROM runs WHERE id = $1", run.run_id)
     assert (kept, status) == ("c", "RUNNING")

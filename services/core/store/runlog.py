@@ -3,8 +3,8 @@
 `append` is the only way a run changes: inside the caller's transaction it deduplicates events by
 `event_id`, applies the pure `evolve`, records accepted events with their per-run `seq`, records
 rejected ones as ignored, writes the `runs` read model, applies side effects (assets on success)
-and queues each accepted event in the outbox for the public RUN_EVENTS topic. `rebuild` replays
-the whole log through the same functions.
+and queues each accepted event in the outbox for the public RUN_EVENTS topic. `rebuild.rebuild`
+replays the whole log through the same functions.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from services.core.errors import TransitionRejected
 from services.core.runs import AssetCounts, RunState, RunStatus, evolve
 from services.core.store import outbox
 from shared import topics
-from shared.events import RunLogEvent, RunOwner, RunSucceeded, run_log_event
+from shared.events import RunLogEvent, RunOwner, RunSucceeded
 
 RUN_COLUMNS = (
     "id", "integration_id", "status", "trigger", "requested_at", "started_at", "completed_at", "message",
@@ -78,7 +78,7 @@ def state_from_row(row: asyncpg.Record) -> RunState:
     )
 
 
-def _run_row(s: RunState) -> tuple[object, ...]:
+def run_row(s: RunState) -> tuple[object, ...]:
     c, o = s.counts, s.owner
     return (
         s.run_id, s.integration_id, s.status.value, s.trigger, s.requested_at, s.started_at, s.completed_at,
@@ -120,7 +120,7 @@ async def append(conn: asyncpg.Connection, run_id: uuid.UUID, events: Sequence[R
     if result.applied:
         assert result.state is not None
         await _record_applied(conn, result.applied)
-        await conn.execute(_UPSERT_RUN, *_run_row(result.state))
+        await conn.execute(_UPSERT_RUN, *run_row(result.state))
         await _apply_side_effects(conn, result.state, result.applied)
         await outbox.enqueue_run_events(conn, topics.RUN_EVENTS, [e.event_id for e in result.applied])
     if result.ignored:
@@ -261,57 +261,3 @@ async def maintain_object_settings(conn: asyncpg.Connection, run_id: uuid.UUID, 
     )  # fmt: skip
     if holds_back:
         await conn.execute(_REGISTER_INACTIVE, run_id, integration_id, at)
-
-
-# ---- rebuild --------------------------------------------------------------------------------
-
-
-async def rebuild(conn: asyncpg.Connection, batch_size: int = 5000) -> int:
-    """Recompute every read model from run_events in one transaction. Returns the events replayed."""
-    async with conn.transaction():
-        await conn.execute("LOCK TABLE run_events IN SHARE MODE")
-        # Heartbeats and claims are not in the log; keep them, or the reaper would take running runs for dead
-        # ones (run_claims has no foreign key to runs, so TRUNCATE leaves it alone).
-        await conn.execute("CREATE TEMP TABLE kept_heartbeats ON COMMIT DROP AS SELECT * FROM run_heartbeats")
-        await conn.execute("TRUNCATE runs CASCADE")
-        await conn.execute("DELETE FROM assets")
-        await conn.execute("DELETE FROM sync_scopes")
-        await conn.execute("DELETE FROM lineage_edges")
-        states: dict[uuid.UUID, RunState] = {}
-        replayed = 0
-        cursor = conn.cursor(
-            "SELECT e.*, i.external_id FROM run_events e JOIN integrations i ON i.id = e.integration_id "
-            "ORDER BY e.position",
-            prefetch=batch_size,
-        )
-        finished: list[RunState] = []
-        async for row in cursor:
-            event = run_log_event({
-                "event_id": row["event_id"], "type": row["type"], "occurred_at": row["occurred_at"],
-                "integration_id": row["integration_id"], "integration_external_id": row["external_id"],
-                "run_id": row["run_id"], "seq": row["seq"], "payload": row["payload"],
-            })  # fmt: skip
-            state = evolve(states.get(event.run_id), event)
-            replayed += 1
-            if isinstance(event, RunSucceeded):
-                await apply_assets_of_run(conn, state, event)
-            if state.status.is_terminal:
-                states.pop(state.run_id, None)
-                finished.append(state)
-                if len(finished) >= batch_size:
-                    await _flush(conn, finished)
-            else:
-                states[state.run_id] = state
-        finished.extend(states.values())
-        await _flush(conn, finished)
-        await conn.execute(
-            "INSERT INTO run_heartbeats SELECT k.* FROM kept_heartbeats k "
-            "JOIN runs r ON r.id = k.run_id AND r.status IN ('QUEUED', 'RUNNING')"
-        )
-        return replayed
-
-
-async def _flush(conn: asyncpg.Connection, states: list[RunState]) -> None:
-    if states:
-        await conn.copy_records_to_table("runs", records=[_run_row(s) for s in states], columns=RUN_COLUMNS)
-        states.clear()
