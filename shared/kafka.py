@@ -8,7 +8,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.codec import has_lz4
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
@@ -45,6 +44,10 @@ def client_kwargs(kafka: KafkaTarget) -> dict[str, Any]:
     return kwargs
 
 
+def compression(kafka: KafkaSettings) -> str | None:
+    return None if kafka.kafka_compression == "none" else kafka.kafka_compression
+
+
 def make_producer(kafka: KafkaTarget, client_id: str) -> AIOKafkaProducer:
     # Idempotent producer with acks=all: a retried send neither duplicates nor reorders a partition.
     return AIOKafkaProducer(
@@ -54,7 +57,7 @@ def make_producer(kafka: KafkaTarget, client_id: str) -> AIOKafkaProducer:
         enable_idempotence=True,
         linger_ms=2,
         max_request_size=kafka_settings(kafka).kafka_max_message_bytes,
-        compression_type="lz4" if has_lz4() else None,
+        compression_type=compression(kafka_settings(kafka)),
     )
 
 

@@ -170,7 +170,8 @@ SERVER = {
     "description": (
         "The cluster KAFKA_BOOTSTRAP_SERVERS names, reached as KAFKA_SECURITY_PROTOCOL says (PLAINTEXT, SSL, "
         "SASL_PLAINTEXT or SASL_SSL with PLAIN or SCRAM, optionally a client certificate). Producers are "
-        "idempotent with acks=all and compress batches with lz4 (consumers decompress transparently). "
+        "idempotent with acks=all; batches are compressed as KAFKA_COMPRESSION says (none by default; gzip, "
+        "snappy, lz4 or zstd: consumers decompress transparently). "
         "Messages are at most KAFKA_MAX_MESSAGE_BYTES (8 MiB by default), the topics' max.message.bytes."
     ),
     "variables": {"bootstrapServers": {"default": "127.0.0.1:9092", "description": "KAFKA_BOOTSTRAP_SERVERS"}},

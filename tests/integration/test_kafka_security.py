@@ -91,3 +91,21 @@ async def test_migrate_creates_missing_topics_with_the_configured_layout(kafka_b
     retention = {resource[3]: dict((name, value) for name, value, *_ in resource[4])["retention.ms"]
                  for response in configs for resource in response.resources}  # fmt: skip
     assert retention[names[0]] == "3600000" and retention[names[1]] != "3600000"
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+async def test_every_compression_setting_reaches_a_consumer(kafka_bootstrap, codec):
+    # The broker keeps a batch as the producer compressed it; a codec our client cannot decode would only show
+    # on the consuming side.
+    settings = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, KAFKA_COMPRESSION=codec)
+    marker = marker_event(f"codec-{codec}")
+    producer = make_producer(settings, client_id=f"codec-{codec}")
+    consumer = make_consumer(settings, topics.RUN_EVENTS, group_id=f"codec-{uuid.uuid4()}", client_id="codec")
+    await producer.start()
+    await consumer.start()
+    try:
+        await producer.send_and_wait(topics.RUN_EVENTS, marker, key=b"codec")
+        assert await received(consumer, [marker]) == [marker]
+    finally:
+        await consumer.stop()
+        await producer.stop()
