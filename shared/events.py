@@ -11,9 +11,12 @@ it; the run log rejects reports from anyone but the run's owner (fencing).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import msgspec
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 ENVELOPE_VERSION = 1
@@ -250,6 +253,100 @@ _COMMAND: TypeAdapter[Command] = TypeAdapter(Annotated[Command, Field(discrimina
 def parse_report(raw: bytes) -> ConnectorReport:
     """Parse one connector report; raises pydantic.ValidationError for anything off-contract."""
     return _CONNECTOR_REPORT.validate_json(raw)
+
+
+# ---- bulk reports: validated once, stored as received ----------------------------------------
+# Asset and lineage batches are most of what crosses the system (a 20,000-table crawl: 430,000 assets). Parsing each
+# into pydantic models only to serialise the same payload again for the run log took three quarters of the
+# projector's time. Their envelope is still validated by pydantic (the contract); their payload is validated by the
+# msgspec shapes below (the same fields, types and defaults as the pydantic payload models: tests/unit/test_bulk_reports
+# holds them equal) without building an object per asset, and stored as the bytes that arrived.
+
+
+class _AssetShape(msgspec.Struct):
+    key: str
+    kind: str
+    name: str
+    fingerprint: str
+    parent_key: str | None = None
+    attributes: msgspec.Raw = msgspec.Raw(b"{}")  # any JSON object: checked by its first byte, never built
+
+
+class _AssetsChangedShape(msgspec.Struct):
+    upserted: list[_AssetShape] = []
+    deleted: list[str] = []
+    change: UpsertChange | None = None
+
+
+class _EdgeShape(msgspec.Struct):
+    from_integration_id: uuid.UUID
+    from_key: str
+    to_integration_id: uuid.UUID
+    to_key: str
+
+
+class _LineageShape(msgspec.Struct):
+    edges: list[_EdgeShape] = []
+
+
+_BULK_SHAPES: dict[str, msgspec.json.Decoder[Any]] = {
+    AssetsChanged.model_fields["type"].default: msgspec.json.Decoder(_AssetsChangedShape),
+    LineageReported.model_fields["type"].default: msgspec.json.Decoder(_LineageShape),
+}
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+@dataclass(frozen=True)
+class LoggedReport:
+    """A connector report as the run log stores it: the event and its payload's JSON.
+
+    For an asset or lineage batch the event's `payload` is left empty (its content is not needed to decide anything,
+    only to be stored): `payload_json` is the payload as it arrived, validated."""
+
+    event: ConnectorReport
+    payload_json: bytes
+
+
+def parse_report_for_log(raw: bytes) -> LoggedReport:
+    """Parse a connector report for the run log; raises pydantic.ValidationError for anything off-contract."""
+    try:
+        fields = _TOP_LEVEL.decode(raw)
+        kind = msgspec.json.decode(fields["type"]) if "type" in fields else None
+    except (msgspec.DecodeError, TypeError):
+        kind = None
+    shape = _BULK_SHAPES.get(kind) if isinstance(kind, str) and "payload" in fields else None
+    if shape is None:
+        event = parse_report(raw)  # small: parsed and re-serialised whole
+        return LoggedReport(event, event.payload.model_dump_json().encode())
+    payload = bytes(fields.pop("payload"))
+    envelope = {name: msgspec.json.decode(value) for name, value in fields.items()} | {"payload": {}}
+    event = _CONNECTOR_REPORT.validate_python(envelope)
+    try:
+        _check_attributes(shape.decode(payload))
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise _payload_error(event, str(error)) from None
+    return LoggedReport(event, payload)
+
+
+def _check_attributes(payload: Any) -> None:
+    for number, asset in enumerate(getattr(payload, "upserted", ())):
+        if bytes(memoryview(asset.attributes)[:1]) != b"{":
+            raise msgspec.ValidationError(f"Expected `object` - at `$.upserted[{number}].attributes`")
+
+
+def _payload_error(event: ConnectorReport, message: str) -> Exception:
+    """The pydantic error of a payload the msgspec shape refused, so that both paths fail alike."""
+    from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+
+    detail = InitErrorDetails(type=PydanticCustomError("invalid_payload", message), loc=("payload",), input=None)
+    return ValidationError.from_exception_data(type(event).__name__, [detail])
+
+
+def encode_bulk(envelope: AssetsChanged | LineageReported, payload: dict[str, Any]) -> bytes:
+    """An asset or lineage report's bytes: the envelope by pydantic, the (plain dict) payload by orjson, which is an
+    order of magnitude faster on thousands of assets. The result parses with parse_report like any report."""
+    head = envelope.model_dump_json(exclude={"payload"}, warnings=False).encode()
+    return head[:-1] + b',"payload":' + orjson.dumps(payload, default=str) + b"}"
 
 
 def parse_command(raw: bytes) -> Command:

@@ -72,7 +72,7 @@ def make_consumer(
         client_id=client_id,
         enable_auto_commit=False,
         auto_offset_reset="latest" if from_latest else "earliest",
-        fetch_max_wait_ms=50,
+        fetch_max_wait_ms=500,
         max_partition_fetch_bytes=kafka_settings(kafka).kafka_max_message_bytes,
         fetch_max_bytes=4 * kafka_settings(kafka).kafka_max_message_bytes,
         isolation_level="read_committed",

@@ -52,6 +52,7 @@ from shared.events import (
     UpsertChange,
     WarningsReported,
     WarningsReportedPayload,
+    encode_bulk,
 )
 from shared.logging import redact_text
 from shared.postgres import with_database
@@ -265,16 +266,14 @@ class RunExecutor:
     ) -> None:
         """AssetsChanged reports of upserted assets (all new, or all changed: `change`) or of deleted keys."""
 
-        # The plug-in built each dict in the Asset shape: serialised as they are, not validated or copied
-        # into models (a third of the connector's time on a large catalog). The projector validates every
+        # The plug-in built each dict in the Asset shape: serialised as they are (encode_bulk), not validated or
+        # copied into models (a third of the connector's time on a large catalog). The projector validates every
         # report at its edge, and the executor tests parse every emitted report against the contract.
-        def event(items: list[Any]) -> AssetsChanged:
-            payload = AssetsChangedPayload.model_construct(
-                upserted=items if upserted else [], deleted=[] if upserted else items, change=change
-            )
-            return AssetsChanged.model_construct(**self._about(run), payload=payload)
+        def payload(items: list[Any]) -> dict[str, Any]:
+            return {"upserted": items if upserted else [], "deleted": [] if upserted else items, "change": change}
 
-        await self._send_fitting(run, upserted or deleted, event)
+        envelope = AssetsChanged.model_construct(**self._about(run), payload=AssetsChangedPayload())
+        await self._send_fitting(run, upserted or deleted, envelope, payload)
 
     async def _send_lineage(self, run: _Run, plugin: SourcePlugin) -> ResolvedLineage:
         """The plug-in's lineage with its ends resolved to assets, reported in LineageReported events."""
@@ -285,26 +284,29 @@ class RunExecutor:
             self._pool, lambda conn: resolve(conn, run.ctx.run.integration_id, run.ctx.owning_team_id, edges)
         )
 
-        def event(items: list[Any]) -> LineageReported:
-            payload = LineageReportedPayload.model_construct(edges=items)
-            return LineageReported.model_construct(**self._about(run), payload=payload)
-
+        envelope = LineageReported.model_construct(**self._about(run), payload=LineageReportedPayload())
         for start in range(0, len(resolved.edges), EDGES_PER_EVENT):
-            await self._send_fitting(run, resolved.edges[start : start + EDGES_PER_EVENT], event)
+            batch = resolved.edges[start : start + EDGES_PER_EVENT]
+            await self._send_fitting(run, batch, envelope, lambda items: {"edges": items})
         return resolved
 
     async def _send_fitting(
-        self, run: _Run, items: list[Any], event: Callable[[list[Any]], AssetsChanged | LineageReported]
+        self,
+        run: _Run,
+        items: list[Any],
+        envelope: AssetsChanged | LineageReported,
+        payload: Callable[[list[Any]], dict[str, Any]],
     ) -> None:
-        """One report of `items`, halved until it fits a Kafka message (huge view definitions exist)."""
-        built = event(items)
-        encoded = built.model_dump_json(warnings=False).encode()
+        """One report of `items`, halved until it fits a Kafka message (huge view definitions exist). Each report
+        has an envelope (an event id) of its own."""
+        report = envelope.model_copy(update={"event_id": uuid.uuid4(), "occurred_at": self._clock()})
+        encoded = encode_bulk(report, payload(items))
         if len(encoded) > self._config.max_event_bytes and len(items) > 1:
             half = len(items) // 2
-            await self._send_fitting(run, items[:half], event)
-            await self._send_fitting(run, items[half:], event)
+            await self._send_fitting(run, items[:half], envelope, payload)
+            await self._send_fitting(run, items[half:], envelope, payload)
             return
-        await run.ledger.send(built, encoded)
+        await run.ledger.send(report, encoded)
 
     async def _send_warnings(self, run: _Run, report: SourceReport) -> None:
         """The source's warnings since the last report, recorded on the run as they come (capped by the report)."""

@@ -23,7 +23,7 @@ from services.core.runs import AbortRun, RunState, decide
 from services.core.store import liveness, runlog
 from services.core.store.dead_letters import DeadLetter, record_dead_letters, storable
 from shared.errors import is_retriable
-from shared.events import ConnectorReport, FinishedPayload, RunHeartbeat, RunLogEvent, RunOwner, parse_report
+from shared.events import FinishedPayload, RunHeartbeat, RunLogEvent, RunOwner, parse_report_for_log
 
 log = structlog.get_logger()
 
@@ -43,6 +43,7 @@ class Batch:
     events: dict[uuid.UUID, list[tuple[RunLogEvent, Received]]] = field(default_factory=lambda: defaultdict(list))
     heartbeats: dict[uuid.UUID, tuple[RunOwner, datetime]] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
+    payload_json: dict[uuid.UUID, bytes] = field(default_factory=dict)  # by event_id: what the log stores
 
 
 @dataclass
@@ -60,10 +61,11 @@ def parse(messages: list[Received]) -> Batch:
     batch = Batch()
     for message in messages:
         try:
-            report: ConnectorReport = parse_report(message.value or b"")
+            logged = parse_report_for_log(message.value or b"")
         except ValidationError as error:
             batch.dead.append(dead_letter(message, f"unreadable report: {_summary(error)}"))
             continue
+        report = logged.event
         if report.owner is None:
             batch.dead.append(dead_letter(message, "a connector report without its owner (connector_id, attempt)"))
         elif isinstance(getattr(report, "payload", None), FinishedPayload) and report.payload.reaped:  # type: ignore[union-attr]
@@ -75,6 +77,7 @@ def parse(messages: list[Received]) -> Batch:
                 batch.heartbeats[report.run_id] = (report.owner, report.occurred_at)
         else:
             batch.events[report.run_id].append((report, message))
+            batch.payload_json[report.event_id] = logged.payload_json
     return batch
 
 
@@ -85,7 +88,7 @@ async def apply_batch(conn: asyncpg.Connection, batch: Batch, now: datetime) -> 
         for run_id, received in batch.events.items():
             try:
                 async with conn.transaction():  # a savepoint: a poison run never takes the batch down
-                    result = await runlog.append(conn, run_id, [event for event, _ in received])
+                    result = await runlog.append(conn, run_id, [event for event, _ in received], batch.payload_json)
             except Exception as error:  # the database refused it, or a bug met this run's data
                 if is_retriable(error):
                     raise

@@ -10,7 +10,7 @@ replays the whole log through the same functions.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -93,8 +93,16 @@ async def load_state(conn: asyncpg.Connection, run_id: uuid.UUID, *, lock: bool 
     return state_from_row(row) if row else None
 
 
-async def append(conn: asyncpg.Connection, run_id: uuid.UUID, events: Sequence[RunLogEvent]) -> AppendResult:
-    """Apply `events` (all for `run_id`, in order) inside the caller's transaction. Idempotent."""
+async def append(
+    conn: asyncpg.Connection,
+    run_id: uuid.UUID,
+    events: Sequence[RunLogEvent],
+    payload_json: Mapping[uuid.UUID, bytes] | None = None,
+) -> AppendResult:
+    """Apply `events` (all for `run_id`, in order) inside the caller's transaction. Idempotent.
+
+    `payload_json` (by event_id) is an event's payload as received, stored as it is: a report whose payload was
+    validated without building it (shared.events.parse_report_for_log) has it there only."""
     state = await load_state(conn, run_id, lock=True)
     seen = {
         r["event_id"]
@@ -119,7 +127,7 @@ async def append(conn: asyncpg.Connection, run_id: uuid.UUID, events: Sequence[R
         result.state = new_state
     if result.applied:
         assert result.state is not None
-        await _record_applied(conn, result.applied)
+        await _record_applied(conn, result.applied, payload_json or {})
         await conn.execute(_UPSERT_RUN, *run_row(result.state))
         await _apply_side_effects(conn, result.state, result.applied)
         await outbox.enqueue_run_events(conn, topics.RUN_EVENTS, [e.event_id for e in result.applied])
@@ -132,14 +140,19 @@ async def append(conn: asyncpg.Connection, run_id: uuid.UUID, events: Sequence[R
     return result
 
 
-async def _record_applied(conn: asyncpg.Connection, applied: list[RunLogEvent]) -> None:
-    # The payload is serialised by pydantic once and cast by the server (no json.dumps of parsed dicts).
+async def _record_applied(
+    conn: asyncpg.Connection, applied: list[RunLogEvent], payload_json: Mapping[uuid.UUID, bytes]
+) -> None:
+    # The payload's JSON goes to the server as text, cast there (never parsed again in Python).
+    def payload(event: RunLogEvent) -> str:
+        received = payload_json.get(event.event_id)
+        return received.decode() if received is not None else event.payload.model_dump_json()
+
     await conn.executemany(
         "INSERT INTO run_events (run_id, seq, event_id, integration_id, type, occurred_at, payload) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb)",
-        [(e.run_id, e.seq, e.event_id, e.integration_id, e.type, e.occurred_at, e.payload.model_dump_json())
-         for e in applied],
-    )  # fmt: skip
+        [(e.run_id, e.seq, e.event_id, e.integration_id, e.type, e.occurred_at, payload(e)) for e in applied],
+    )
 
 
 async def _apply_side_effects(conn: asyncpg.Connection, state: RunState, applied: list[RunLogEvent]) -> None:
