@@ -1,20 +1,37 @@
-"""Diff of a crawl against the asset store's last successful state, and the deletion fail-safe (pure)."""
+"""Diff of a crawl against the asset store's last successful state, and the deletion fail-safe (pure).
+
+The store's side of it (which of a batch's keys are live, with which fingerprint; which live keys a crawl did not
+report) is asked batch by batch (services.connector.baseline): nothing that grows with the catalog is held here.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from services.connector.sources.base import AssetDict
 from services.core.runs import AssetCounts
 
 
 @dataclass(frozen=True)
-class Removal:
-    """What a complete crawl found gone: the keys to delete, or how many deletions the fail-safe withheld."""
+class Changes:
+    """What a batch changes in the store: assets it does not hold yet, and assets whose content changed."""
 
-    keys: list[str]
-    withheld: int = 0
+    created: list[AssetDict] = field(default_factory=list)
+    updated: list[AssetDict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What a complete crawl found gone: whether to delete it, or how many deletions the fail-safe withheld."""
+
+    gone: int = 0
     live_before: int = 0
+    withheld: int = 0
+
+    @property
+    def applies(self) -> bool:
+        return self.gone > 0 and not self.withheld
 
     @property
     def withheld_percent(self) -> float:
@@ -22,50 +39,43 @@ class Removal:
 
 
 class AssetDiff:
-    """Feed crawl batches in; get back only what changed, and the counts of the run so far."""
+    """Feed crawl batches in, each with the live fingerprints the store holds for its keys; get back only what
+    changed, and the counts of the run so far. A plug-in reports each key once."""
 
-    def __init__(self, previous: dict[str, str]) -> None:
-        self._previous = previous  # key -> fingerprint of live assets after the last successful run
-        self._seen: set[str] = set()
+    def __init__(self) -> None:
         self.processed = 0
         self.created = 0
         self.updated = 0
         self.deleted = 0
+        self.matched = 0  # reported assets the store held live: the rest of the live ones are gone
 
-    def add(self, batch: list[AssetDict]) -> list[AssetDict]:
-        changed: list[AssetDict] = []
+    def add(self, batch: list[AssetDict], previous: Mapping[str, str]) -> Changes:
+        changes = Changes()
         for asset in batch:
-            key = asset["key"]
-            if key in self._seen:
-                continue  # a source listing the same thing twice is counted once
-            self._seen.add(key)
             self.processed += 1
-            before = self._previous.get(key)
+            before = previous.get(asset["key"])
             if before is None:
-                self.created += 1
-                changed.append(asset)
-            elif before != asset["fingerprint"]:
-                self.updated += 1
-                changed.append(asset)
-        return changed
+                changes.created.append(asset)
+            else:
+                self.matched += 1
+                if before != asset["fingerprint"]:
+                    changes.updated.append(asset)
+        self.created += len(changes.created)
+        self.updated += len(changes.updated)
+        return changes
 
-    def is_new(self, key: str) -> bool:
-        """Whether the asset was not in the store before this run (a created one, if the run reports it)."""
-        return key not in self._previous
-
-    def finish(self, fail_safe_percent: float) -> Removal:
+    def finish(self, live_before: int, fail_safe_percent: float) -> Removal:
         """What disappeared. Only call after a complete crawl: a partial one would delete too much.
 
         If more than `fail_safe_percent` of the live assets disappeared at once, nothing is deleted: that
         is far more often a schema filter or a revoked grant than a real deletion (DataHub's
         `fail_safe_threshold`)."""
-        gone = sorted(key for key in self._previous if key not in self._seen)
-        live = len(self._previous)
-        if gone and 100.0 * len(gone) / live > fail_safe_percent:
+        gone = live_before - self.matched
+        if gone and 100.0 * gone / live_before > fail_safe_percent:
             self.deleted = 0
-            return Removal(keys=[], withheld=len(gone), live_before=live)
-        self.deleted = len(gone)
-        return Removal(keys=gone, live_before=live)
+            return Removal(gone=gone, live_before=live_before, withheld=gone)
+        self.deleted = gone
+        return Removal(gone=gone, live_before=live_before)
 
     @property
     def counts(self) -> AssetCounts:

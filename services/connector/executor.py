@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from services.connector.baseline import Baseline
 from services.connector.diff import AssetDiff, Removal
 from services.connector.lineage import ResolvedLineage, resolve
 from services.connector.reporting import Reporter, ReportsLost, RunLedger, send_heartbeat
@@ -102,7 +103,7 @@ class _Run:
         self.ctx = ctx
         self.owner = owner
         self.ledger = ledger
-        self.diff = AssetDiff({})
+        self.diff = AssetDiff()
         self.secrets: tuple[str, ...] = ()
         self.report: SourceReport | None = None  # the plug-in's, once it is open
         self.warnings_sent = 0  # of the plug-in's report: how many warnings, and how many dropped, were reported
@@ -197,35 +198,10 @@ class RunExecutor:
         run.report = plugin.report
         try:
             async with self._pool.acquire() as conn:
-                previous = await integration_store.asset_fingerprints(conn, ctx.run.integration_id)
                 scope = CrawlScope(ctx.run.scope, ctx.run.force_recursive,
                                    await object_store.is_active_overrides(conn, ctx.run.integration_id))  # fmt: skip
-            limited = not scope.everything  # a sub-path crawl, or inactive subtrees to leave alone
-            if limited:
-                previous = {key: print_ for key, print_ in previous.items() if scope.covers(key)}
-            run.diff = AssetDiff(previous)
-            last_progress = time.monotonic()
-            async for batch in plugin.crawl():
-                if limited:
-                    batch = [asset for asset in batch if scope.covers(asset["key"])]
-                changed = run.diff.add(batch)
-                # New and changed assets in reports of their own: the log then says which keys a run created
-                # (its changes stay readable after later runs changed the same assets).
-                created = [asset for asset in changed if run.diff.is_new(asset["key"])]
-                updated = [asset for asset in changed if not run.diff.is_new(asset["key"])]
-                if created:
-                    await self._send_assets(run, created, [], "created")
-                if updated:
-                    await self._send_assets(run, updated, [], "updated")
-                if time.monotonic() - last_progress >= self._config.progress_interval_s:
-                    last_progress = time.monotonic()
-                    progress = ProgressedPayload(counts=run.diff.counts.to_payload())
-                    await run.ledger.send(RunProgressed(**self._about(run), payload=progress))
-                    await self._send_warnings(run, plugin.report)
-            # An upload is the user's explicit, validated snapshot: whatever it lacks goes, whatever its share.
-            removal = run.diff.finish(100.0 if ctx.run.upload_id else ctx.fail_safe_threshold)
-            for start in range(0, len(removal.keys), DELETED_KEYS_PER_EVENT):
-                await self._send_assets(run, [], removal.keys[start : start + DELETED_KEYS_PER_EVENT])
+            async with Baseline.opened(self._pool, ctx.run.integration_id, scope) as baseline:
+                removal = await self._diff_crawl(run, plugin, baseline)
             lineage = await self._send_lineage(run, plugin)
             await self._send_warnings(run, plugin.report)
         finally:
@@ -243,6 +219,33 @@ class RunExecutor:
         warnings = plugin.report.summary()
         await self._finish(run, RunSucceeded, message + (f" Warnings: {warnings}" if warnings else ""))
         log.info("run_succeeded", processed=counts.processed, created=counts.created, withheld=removal.withheld)
+
+    async def _diff_crawl(self, run: _Run, plugin: SourcePlugin, baseline: Baseline) -> Removal:
+        """Crawl, report what changed against the store as it goes, then what disappeared (or why it was kept)."""
+        scope = baseline.scope
+        limited = not scope.everything  # a sub-path crawl, or inactive subtrees to leave alone
+        last_progress = time.monotonic()
+        async for batch in plugin.crawl():
+            if limited:
+                batch = [asset for asset in batch if scope.covers(asset["key"])]
+            changes = run.diff.add(batch, await baseline.previous([asset["key"] for asset in batch]))
+            # New and changed assets in reports of their own: the log then says which keys a run created
+            # (its changes stay readable after later runs changed the same assets).
+            if changes.created:
+                await self._send_assets(run, changes.created, [], "created")
+            if changes.updated:
+                await self._send_assets(run, changes.updated, [], "updated")
+            if time.monotonic() - last_progress >= self._config.progress_interval_s:
+                last_progress = time.monotonic()
+                progress = ProgressedPayload(counts=run.diff.counts.to_payload())
+                await run.ledger.send(RunProgressed(**self._about(run), payload=progress))
+                await self._send_warnings(run, plugin.report)
+        # An upload is the user's explicit, validated snapshot: whatever it lacks goes, whatever its share.
+        removal = run.diff.finish(baseline.live, 100.0 if run.ctx.run.upload_id else run.ctx.fail_safe_threshold)
+        if removal.applies:
+            async for keys in baseline.gone(DELETED_KEYS_PER_EVENT):
+                await self._send_assets(run, [], keys)
+        return removal
 
     async def _open(self, ctx: RunContext, credentials: dict[str, Any]) -> SourcePlugin:
         """The run's plug-in: the stored upload it imports, or a connection to the source it crawls."""

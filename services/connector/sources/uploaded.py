@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from services.connector.sources.base import AssetDict, SourceError, SourceReport, make_asset
 from services.core.errors import DomainError
-from services.core.imports import LineageEdge, Snapshot
+from services.core.imports import LineageEdge, Resource, Snapshot
 from services.core.imports.formats import FORMATS, Format
 
 BATCH_SIZE = 2000
@@ -35,10 +35,14 @@ class UploadedSource:
         return None
 
     async def crawl(self) -> AsyncIterator[list[AssetDict]]:
-        resources = self._snapshot.resources
-        for start in range(0, len(resources), BATCH_SIZE):
+        # A plug-in reports each key once (the diff relies on it); a file may name one twice: the first one counts.
+        first: dict[str, Resource] = {}
+        for resource in self._snapshot.resources:
+            first.setdefault(resource.key, resource)
+        unique = list(first.values())
+        for start in range(0, len(unique), BATCH_SIZE):
             yield [make_asset(r.key, r.kind, r.name, r.parent_key, r.attributes)
-                   for r in resources[start : start + BATCH_SIZE]]  # fmt: skip
+                   for r in unique[start : start + BATCH_SIZE]]  # fmt: skip
 
     def lineage(self) -> list[LineageEdge]:
         return self._snapshot.edges

@@ -61,7 +61,9 @@ class SourcePlugin(Protocol):
 
     async def test_connection(self) -> None: ...
 
-    def crawl(self) -> AsyncIterator[list[dict[str, Any]]]: ...
+    def crawl(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Batches of assets (shared.events.Asset-shaped dicts), each key once in all of a crawl."""
+        ...
 
     def lineage(self) -> list[LineageEdge]:
         """The lineage the source asserts, known once `crawl` is exhausted (ends not yet resolved to assets)."""

@@ -207,15 +207,6 @@ async def load_run_context(conn: asyncpg.Connection, run_id: uuid.UUID) -> RunCo
     )
 
 
-async def asset_fingerprints(conn: asyncpg.Connection, integration_id: uuid.UUID) -> dict[str, str]:
-    """The live assets of the last successful run, as key -> fingerprint, for diffing a new crawl."""
-    rows = await conn.fetch(
-        "SELECT asset_key, fingerprint FROM assets WHERE integration_id = $1 AND deleted_at IS NULL",
-        integration_id,
-    )
-    return {r["asset_key"]: r["fingerprint"] for r in rows}
-
-
 _ORDERS = {("name", "asc"): "i.external_id ASC", ("name", "desc"): "i.external_id DESC",
            ("createdAt", "asc"): "i.created_at ASC, i.external_id ASC",
            ("createdAt", "desc"): "i.created_at DESC, i.external_id DESC"}  # fmt: skip
