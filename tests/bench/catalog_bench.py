@@ -20,11 +20,10 @@ from statistics import median
 import aiohttp
 import asyncpg
 
-from tests.bench.source_catalog import Catalog, ensure_catalog, plain_read
+from tests.bench.source_catalog import Catalog, ensure_catalog, plain_read, table_sizes
 from tests.bench.support import Api, Figure, at_most, record, running_stack, runs_ended, samples, verdict
 from tests.support import recreate_database
 
-SIZES = [int(size) for size in os.environ.get("BENCH_TABLES", "2000 20000").replace(",", " ").split()]
 COLUMNS = int(os.environ.get("BENCH_COLUMNS", "20"))
 SCHEMAS = 10
 RERUN_TARGET = 1.1  # x the plain read
@@ -133,7 +132,7 @@ def report_memory(small: SizeResult, large: SizeResult) -> None:
 async def main() -> None:
     base = os.environ["DATABASE_URL"]
     results: list[SizeResult] = []
-    for tables in SIZES:
+    for tables in table_sizes():
         print(f"--- catalog of {tables} tables (fresh services) ---", flush=True)
         results.append(await measure(base, tables))
         report(results[-1])

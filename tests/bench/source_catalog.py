@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,11 @@ from tests.support import admin_dsn, recreate_database
 
 VIEW_EVERY = 10  # one view per 10 tables of a schema
 VIEW_COLUMNS = 2  # id, parent_id
+
+
+def table_sizes() -> list[int]:
+    """The catalog sizes to measure: BENCH_TABLES, e.g. "2000 20000" (the default) or "2000"."""
+    return [int(size) for size in os.environ.get("BENCH_TABLES", "2000 20000").replace(",", " ").split()]
 
 
 @dataclass(frozen=True)
