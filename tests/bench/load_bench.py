@@ -81,9 +81,13 @@ class BackToBackCrawls:
 
     def active_share(self, start: float, stop: float) -> float:
         """How much of [start, stop] a crawl of the big catalog was active (triggered, not yet ended)."""
-        spans = self.spans + ([(self.running_since, stop)] if self.running_since is not None else [])
-        covered = sum(max(0.0, min(stop, end) - max(start, began)) for began, end in spans)
-        return covered / (stop - start)
+        running = [(self.running_since, stop)] if self.running_since is not None else []
+        return covered_share(self.spans + running, start, stop)
+
+
+def covered_share(spans: list[tuple[float, float]], start: float, stop: float) -> float:
+    """The share of [start, stop] that the (disjoint) spans cover."""
+    return sum(max(0.0, min(stop, end) - max(start, began)) for began, end in spans) / (stop - start)
 
 
 async def all_runs_ended(db: asyncpg.Connection) -> Counter[str]:

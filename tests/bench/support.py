@@ -171,7 +171,7 @@ async def run_ended(db: asyncpg.Connection, run_id: uuid.UUID) -> asyncpg.Record
 def percentile(values: Sequence[float], share: float) -> float:
     """Nearest-rank percentile (share 0.99 = p99): a value that was measured, never an interpolation."""
     ordered = sorted(values)
-    rank = math.ceil(round(share * len(ordered), 9))  # round: 0.99 * 100 is 99.00000000000001 in floats
+    rank = math.ceil(round(share * len(ordered), 9))  # round: 0.07 * 100 is 7.000000000000001 in floats
     return ordered[min(max(rank, 1), len(ordered)) - 1]
 
 
