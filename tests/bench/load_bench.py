@@ -119,7 +119,7 @@ def prioritise_load_generator() -> None:
     would count as the server's latency. A higher priority (root only; the services keep theirs) keeps sends on
     time; the send lag printed shows how well."""
     try:
-        os.setpriority(os.PRIO_PROCESS, 0, -5)
+        os.setpriority(os.PRIO_PROCESS, 0, -10)
     except PermissionError:
         print("(not root: the load generator runs at normal priority)")
 
