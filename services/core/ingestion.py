@@ -109,6 +109,10 @@ async def claim_run(
         run_id, integration.id, integration.external_id, request.trigger, request.requested_by, at, task_id=task_id,
         scope=request.scope, force_recursive=request.force_recursive, upload_id=request.upload_id,
     )  # fmt: skip
+    already = f"A run is already in progress for integration '{integration.external_id}'."
+    if await run_reads.active_run(conn, integration.id) is not None:
+        # The common refusal in one indexed read (a client polling POST .../run); the insert below is the guard.
+        raise AlreadyRunning(already)
     events = decide(None, command)
     start = StartRunCommand(
         occurred_at=at,
@@ -124,7 +128,7 @@ async def claim_run(
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name != ACTIVE_RUN_CONSTRAINT:
             raise
-        raise AlreadyRunning(f"A run is already in progress for integration '{integration.external_id}'.") from None
+        raise AlreadyRunning(already) from None
     assert result.state is not None
     return result.state
 
