@@ -349,6 +349,22 @@ def encode_bulk(envelope: AssetsChanged | LineageReported, payload: dict[str, An
     return head[:-1] + b',"payload":' + orjson.dumps(payload, default=str) + b"}"
 
 
+class _Typed(msgspec.Struct):
+    type: str
+
+
+_TYPE_ONLY = msgspec.json.Decoder(_Typed)
+
+
+def event_type(raw: bytes) -> str | None:
+    """The `type` of a message, read without building the rest of it (None: not an event): a consumer interested in
+    a few types skips the asset batches (hundreds of KB each) at a glance."""
+    try:
+        return _TYPE_ONLY.decode(raw).type
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
 def parse_command(raw: bytes) -> Command:
     return _COMMAND.validate_json(raw)
 

@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from services.core.store import webhooks as store
-from services.notifier.notifications import delivery_id, notification_for
+from services.notifier.notifications import NOTIFIED_TYPES, delivery_id, notification_for
 from shared.errors import is_retriable
-from shared.events import parse_run_log_event
+from shared.events import event_type, parse_run_log_event
 
 log = structlog.get_logger()
 Clock = Callable[[], datetime]
@@ -60,6 +60,8 @@ async def queue_notifications(pool: asyncpg.Pool, notifications: Sequence[store.
 
 
 def _notification(message: ConsumerRecord[bytes, bytes]) -> store.Notification | None:
+    if event_type(message.value or b"") not in NOTIFIED_TYPES:
+        return None  # most of the topic is asset batches: never parsed here
     try:
         event = parse_run_log_event(message.value or b"")
     except ValidationError:

@@ -27,7 +27,10 @@ def notification_type(event: RunLogEvent) -> WebhookEvent | None:
     return None
 
 
-_STATUS = {RunSucceeded: "SUCCESS", RunFailed: "FAILED", RunCancelled: "CANCELLED"}
+_STATUS: dict[type[RunSucceeded | RunFailed | RunCancelled], str] = {
+    RunSucceeded: "SUCCESS", RunFailed: "FAILED", RunCancelled: "CANCELLED"
+}  # fmt: skip
+NOTIFIED_TYPES = frozenset(end.model_fields["type"].default for end in _STATUS)  # the only events notified
 
 
 def notification_for(event: RunLogEvent) -> Notification | None:

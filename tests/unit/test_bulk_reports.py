@@ -145,3 +145,10 @@ def test_a_refused_batch_says_where():
     with pytest.raises(ValidationError) as refused:
         parse_report_for_log(assets_report({"upserted": [ASSET, ASSET | {"attributes": [1]}]}))
     assert "upserted[1].attributes" in str(refused.value)
+
+
+def test_the_type_of_a_message_is_read_without_the_rest():
+    assert events.event_type(assets_report({"upserted": [ASSET]})) == "run.assets_changed.v1"
+    assert events.event_type(assets_report({"upserted": "off-contract, but not looked at"})) == "run.assets_changed.v1"
+    assert events.event_type(b"[1]") is None and events.event_type(b"not json") is None
+    assert events.event_type(b'{"payload": {}}') is None
