@@ -18,18 +18,27 @@ def hash_key(key: str) -> bytes:
 
 async def principal_for_key(conn: asyncpg.Connection, key: str) -> Principal | None:
     digest = hash_key(key)
+    # One round trip on every request: the key with its teams.
     row = await conn.fetchrow(
-        "SELECT id, name, org_owner, key_hash, number FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
+        "SELECT k.id, k.name, k.org_owner, k.key_hash, k.number, "
+        "       coalesce(array_agg(t.team_id) FILTER (WHERE t.team_id IS NOT NULL), '{}') AS team_ids, "
+        "       coalesce(array_agg(array_to_string(t.permissions, ',')) FILTER (WHERE t.team_id IS NOT NULL), "
+        "                '{}') AS team_permissions "
+        "FROM api_keys k LEFT JOIN api_key_teams t ON t.api_key_id = k.id "
+        "WHERE k.key_hash = $1 AND k.revoked_at IS NULL GROUP BY k.id",
+        digest,
     )
     # The lookup is by hash (the secret never reaches the index); compare once more in constant time.
     if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest):
         return None
-    teams = await conn.fetch("SELECT team_id, permissions FROM api_key_teams WHERE api_key_id = $1", row["id"])
     return Principal(
         key_id=row["id"],
         name=row["name"],
         org_owner=row["org_owner"],
-        team_permissions={t["team_id"]: frozenset(t["permissions"]) for t in teams},
+        team_permissions={
+            team: frozenset(filter(None, permissions.split(",")))
+            for team, permissions in zip(row["team_ids"], row["team_permissions"], strict=True)
+        },
         number=row["number"],
     )
 
