@@ -18,6 +18,13 @@ WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.at
 ORDER BY a.attnum
 """
 
+_PRIMARY_KEY = """
+SELECT quote_ident(a.attname)
+FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+WHERE i.indrelid = $1::regclass AND i.indisprimary AND a.attgenerated = ''
+ORDER BY array_position(i.indkey::int2[], a.attnum)
+"""
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -70,14 +77,18 @@ async def restore(conn: asyncpg.Connection) -> Snapshot | None:
         return None
     for model in READ_MODELS:
         kept = set(await _columns(conn, copy_of(model)))
-        columns = ", ".join(c for c in await _columns(conn, model) if c in kept)
+        columns = [c for c in await _columns(conn, model) if c in kept]
+        # In primary key order when the copy has the key's columns: inserted in its order, the key's index is filled
+        # page after page instead of at random.
+        key = [c for c in await _columns(conn, model, _PRIMARY_KEY) if c in kept]
+        order = f" ORDER BY {', '.join(key)}" if key else ""
         await conn.execute(
-            f"INSERT INTO {model} ({columns}) SELECT {columns} FROM {copy_of(model)} c "
-            "WHERE EXISTS (SELECT 1 FROM integrations i WHERE i.id = c.integration_id)"
+            f"INSERT INTO {model} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {copy_of(model)} c "
+            f"WHERE EXISTS (SELECT 1 FROM integrations i WHERE i.id = c.integration_id){order}"
         )
     return snapshot
 
 
-async def _columns(conn: asyncpg.Connection, table: str) -> list[str]:
-    """A table's stored columns (not its generated ones), quoted, in their order."""
-    return [r[0] for r in await conn.fetch(_COLUMNS, table)]
+async def _columns(conn: asyncpg.Connection, table: str, query: str = "") -> list[str]:
+    """A table's stored columns (not its generated ones), quoted, in their order; or those of its primary key."""
+    return [r[0] for r in await conn.fetch(query or _COLUMNS, table)]
