@@ -176,3 +176,16 @@ async def test_the_scheduler_compacts_the_log_periodically(runtime, make_integra
         job.cancel()
         with pytest.raises(asyncio.CancelledError):
             await job
+
+
+async def test_a_compacted_run_that_reported_no_batch_still_lists_its_changes_as_none(runtime, make_integration):
+    integration = await make_integration()
+    quiet = await start(runtime, integration)
+    await append(runtime, quiet, [outcome(quiet, RunSucceeded, 0)])
+    await published(runtime, quiet)
+    await crawl(runtime, integration, KEYS)
+    await compact(runtime)
+    async with runtime.pool.acquire() as conn:
+        assert await compacted(conn, quiet) == [True]  # nothing to compact: not looked at again
+    changes, more = await timeline.run_changes(runtime, OWNER, integration.external_id, quiet.run_id, (0, 0, 0), 100)
+    assert (changes, more) == ([], False)  # nothing was dropped: the empty list is still the truth

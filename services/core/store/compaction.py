@@ -29,6 +29,7 @@ WITH ranked AS (
 SELECT k.id, k.integration_id FROM ranked k
 WHERE k.status = ANY($1::text[]) AND k.completed_at < $2 AND (k.status <> $4 OR k.later_full_syncs >= $3)
   AND NOT EXISTS (SELECT 1 FROM run_log_compacted_runs c WHERE c.run_id = k.id)
+  AND EXISTS (SELECT 1 FROM integrations i WHERE i.id = k.integration_id)
 ORDER BY k.completed_at, k.id
 """
 
@@ -98,8 +99,8 @@ async def forget_deleted_integrations(conn: asyncpg.Connection) -> None:
 
 
 async def compaction_of(conn: asyncpg.Connection, run_id: uuid.UUID) -> datetime | None:
-    """When the run's batches were compacted; None: they are whole."""
+    """When the run's batches were compacted; None: they are whole (or it had none: nothing was lost)."""
     at: datetime | None = await conn.fetchval(
-        "SELECT compacted_at FROM run_log_compacted_runs WHERE run_id = $1", run_id
+        "SELECT compacted_at FROM run_log_compacted_runs WHERE run_id = $1 AND events > 0", run_id
     )
     return at

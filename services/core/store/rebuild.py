@@ -52,9 +52,11 @@ async def rebuild(conn: asyncpg.Connection, batch_size: int = 5000, *, from_snap
     """Recompute every read model in one transaction: the latest snapshot, then the events after it. Returns the
     events replayed. `from_snapshot=False` replays the whole log, which only a log that was never compacted holds."""
     async with conn.transaction():
-        # Appends wait (their read models would be overwritten), and so does a compaction (its snapshot is read).
-        await conn.execute("LOCK TABLE run_events IN SHARE MODE")
+        # A compaction waits (the snapshot is read here), and so do appends (their read models would be overwritten).
+        # Taken in a compaction's order (its lock, then run_events when it updates batches), so the two never
+        # deadlock.
         await conn.execute("SELECT pg_advisory_xact_lock($1)", snapshots.MAINTENANCE_LOCK)
+        await conn.execute("LOCK TABLE run_events IN SHARE MODE")
         if not from_snapshot and await conn.fetchval("SELECT EXISTS (SELECT 1 FROM run_log_compacted_runs)"):
             raise Conflict("The run log was compacted: only its latest snapshot and the events after it rebuild it.")
         # Heartbeats and claims are not in the log; keep them, or the reaper would take running runs for dead
