@@ -17,6 +17,7 @@ from services.core.errors import (
     CredentialsRequired,
     DomainError,
     Forbidden,
+    Gone,
     InvalidInput,
     NotFound,
     field_errors,
@@ -148,7 +149,7 @@ def error_response(error: Exception, request: web.Request) -> web.Response:
 
 
 _DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [(InvalidInput, 422), (NotFound, 404), (Forbidden, 403),
-                                                        (Conflict, 409)]  # fmt: skip
+                                                        (Conflict, 409), (Gone, 410)]  # fmt: skip
 
 
 @web.middleware

@@ -1,8 +1,9 @@
-"""`icp doctor` (the system status), `icp migrate` and `icp rebuild` (services.manage, run here)."""
+"""`icp doctor` (the system status), `icp migrate`, `icp rebuild` and `icp compact` (services.manage, run here)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import typer
@@ -10,15 +11,15 @@ from rich.table import Table
 
 from services.cli.context import api, command
 from services.cli.output import OUTPUT, Format, cell, console, emit
-from services.manage.__main__ import do_migrate, do_rebuild
+from services.manage.__main__ import ManageSettings, do_compact, do_migrate, do_rebuild
 from shared.logging import configure_logging
-from shared.settings import CommonSettings
 
 
 def register(app: typer.Typer) -> None:
     command(app, "doctor")(doctor)
     command(app, "migrate")(migrate)
     command(app, "rebuild")(rebuild)
+    command(app, "compact")(compact)
 
 
 def doctor(ctx: typer.Context, output: Format = OUTPUT) -> None:
@@ -68,12 +69,31 @@ def migrate() -> None:
     asyncio.run(do_migrate(_settings()))
 
 
-def rebuild() -> None:
-    """Recompute the read models (runs, assets) from the run log (DATABASE_URL)."""
-    asyncio.run(do_rebuild(_settings()))
+def rebuild(
+    from_log: bool = typer.Option(False, "--from-log", help="Replay the whole log, not the latest snapshot and the "
+                                  "events after it (only a log that was never compacted)."),
+) -> None:  # fmt: skip
+    """Recompute the read models (runs, assets, lineage, sync scopes): the latest snapshot of them and the run log
+    after it (DATABASE_URL)."""
+    raise typer.Exit(asyncio.run(do_rebuild(_settings(), from_log=from_log)))
 
 
-def _settings() -> CommonSettings:
-    settings = CommonSettings()
+def compact(
+    keep_days: float | None = typer.Option(None, "--keep-days", min=0, help="Keep the batches of runs that ended "
+                                           "within this many days (default: RUN_LOG_KEEP_DAYS, 30)."),
+    keep_runs: int | None = typer.Option(None, "--keep-runs", min=1, help="Keep the batches of each integration's "
+                                         "last N successful syncs (default: RUN_LOG_KEEP_RUNS, 3)."),
+) -> None:  # fmt: skip
+    """Snapshot the read models, then replace the asset and lineage batches of finished runs the retention policy
+    lets go by their counts; lifecycle events stay whole (DATABASE_URL). The scheduler does this periodically."""
+    settings = _settings()
+    policy = settings.retention_policy()
+    policy = replace(policy, keep_days=policy.keep_days if keep_days is None else keep_days,
+                     keep_runs=policy.keep_runs if keep_runs is None else keep_runs)  # fmt: skip
+    raise typer.Exit(asyncio.run(do_compact(settings, policy)))
+
+
+def _settings() -> ManageSettings:
+    settings = ManageSettings()
     configure_logging(settings.log_level, settings.log_format, service="manage")
     return settings

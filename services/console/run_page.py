@@ -19,7 +19,7 @@ from services.api.context import deps
 from services.api.run_streams import HEARTBEAT_S, HUB, next_or_gone
 from services.console.session import session
 from services.core import ingestion, timeline
-from services.core.errors import InvalidInput
+from services.core.errors import Gone, InvalidInput
 from services.core.runs import RunStatus
 
 TIMELINE_LIMIT = 500  # events shown; a longer timeline is in the API (`.../runs/{id}/events`, paged)
@@ -68,10 +68,15 @@ async def _live_context(request: web.Request) -> dict[str, Any]:
     integration = await deps(request).integrations.get(who, external_id)
     run = await ingestion.get_run(rt, who, external_id, run_id)
     events, more_events = await timeline.run_timeline(rt, who, external_id, run_id, 0, TIMELINE_LIMIT)
-    changes, more_changes = await timeline.run_changes(rt, who, external_id, run_id, (0, 0, 0), CHANGES_LIMIT)
+    changes_gone = None
+    try:
+        changes, more_changes = await timeline.run_changes(rt, who, external_id, run_id, (0, 0, 0), CHANGES_LIMIT)
+    except Gone as gone:  # compacted by the run log's retention: say so, never "No asset changed."
+        changes, more_changes, changes_gone = [], False, gone.detail
     return {
         "integration": integration, "run": run, "events": events, "more_events": more_events, "changes": changes,
-        "more_changes": more_changes, "may_cancel": who.can_edit(integration.owning_team_id) and run.status.is_active,
+        "more_changes": more_changes, "changes_gone": changes_gone,
+        "may_cancel": who.can_edit(integration.owning_team_id) and run.status.is_active,
         "live": run.status.is_active, "RunStatus": RunStatus,
     }  # fmt: skip
 

@@ -25,6 +25,10 @@ class Conflict(DomainError):
     pass
 
 
+class Gone(DomainError):
+    """Something that existed was removed on purpose and will not come back (a run's compacted asset changes)."""
+
+
 class AlreadyRunning(Conflict):
     """A run is already active for the integration (the atomic claim was taken)."""
 

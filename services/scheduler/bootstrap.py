@@ -1,4 +1,5 @@
-"""Wires the scheduler process: one loop running the due-check, queued imports and the reaper every tick."""
+"""Wires the scheduler process: one loop running the due-check, queued imports and the reaper every tick, and the
+run log's periodic compaction beside it (a long compaction must not hold up the ticks)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import structlog
 from services.core.ingestion import Runtime
 from services.core.store import gauges
 from services.core.uploads import start_waiting_imports
+from services.scheduler.compaction import compact_periodically
 from services.scheduler.due import fire_due
 from services.scheduler.reaper import reap_stale_runs
 from services.scheduler.settings import SchedulerSettings
 from shared import ops
 from shared.metrics import SCHEDULER
 from shared.postgres import create_pool
+from shared.process import Supervisor
 
 log = structlog.get_logger()
 
@@ -71,12 +74,18 @@ def scheduler_ops(pool: asyncpg.Pool, clock: TickClock) -> ops.Ops:
 
 
 async def run_scheduler(settings: SchedulerSettings) -> None:
-    pool = await create_pool(settings.database_url, max_size=4)  # one for scrapes and checks
+    pool = await create_pool(settings.database_url, max_size=5)  # one for scrapes and checks, one for compaction
     rt = Runtime(pool=pool, clock=lambda: datetime.now(UTC), new_id=uuid.uuid4)
     clock = TickClock(settings.tick_interval_s)
     log.info("scheduler_started", tick_s=settings.tick_interval_s, heartbeat_timeout_s=settings.heartbeat_timeout_s)
     try:
-        async with ops.serving(settings.ops_host, settings.ops_port, scheduler_ops(pool, clock), "scheduler", pool):
+        async with (
+            ops.serving(settings.ops_host, settings.ops_port, scheduler_ops(pool, clock), "scheduler", pool),
+            Supervisor() as supervisor,
+        ):
+            if settings.compact_interval_s > 0:
+                work = compact_periodically(rt, settings.retention_policy(), settings.compact_interval_s)
+                supervisor.start("run_log_compaction", work)
             while True:
                 await tick(rt, settings)
                 clock.last = time.monotonic()

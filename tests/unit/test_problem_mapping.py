@@ -7,6 +7,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from services.api.problems import error_response
+from services.core.errors import Gone
 
 
 @pytest.mark.parametrize(
@@ -27,3 +28,10 @@ def test_an_unavailable_database_is_a_503_problem(error):
 def test_a_bug_is_a_500_problem():
     response = error_response(KeyError("x"), make_mocked_request("GET", "/api/integrations"))
     assert response.status == 500 and response.content_type == "application/problem+json"
+
+
+def test_compacted_changes_are_a_410_problem_that_tells_why():
+    request = make_mocked_request("GET", "/api/integrations/shop/runs/r/changes")
+    response = error_response(Gone("compacted on 2026-01-02; its counts remain: 3 created"), request)
+    assert response.status == 410 and response.content_type == "application/problem+json"
+    assert json.loads(response.text)["detail"] == "compacted on 2026-01-02; its counts remain: 3 created"
