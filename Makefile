@@ -75,10 +75,12 @@ TABLES ?= 2000 20000
 FLEET ?= 200x100
 LOAD_RATE ?= 500
 LOAD_SECONDS ?= 60
-BENCH_MODULES ?= catalog_bench fleet_bench load_bench import_bench
-BENCH_ENV := BENCH_TABLES="$(TABLES)" BENCH_FLEET=$(FLEET) BENCH_LOAD_RATE=$(LOAD_RATE) BENCH_LOAD_SECONDS=$(LOAD_SECONDS)
+BENCH_MODULES ?= catalog_bench fleet_bench load_bench import_bench rebuild_bench
+REBUILD_EVENTS ?= 1000000
+BENCH_ENV := BENCH_TABLES="$(TABLES)" BENCH_FLEET=$(FLEET) BENCH_LOAD_RATE=$(LOAD_RATE) BENCH_LOAD_SECONDS=$(LOAD_SECONDS) \
+	BENCH_REBUILD_EVENTS=$(REBUILD_EVENTS)
 
-## bench: figures vs their targets: catalogs of TABLES tables (time, RSS), FLEET runs at once, the API at LOAD_RATE/s during a crawl, a JSONL import
+## bench: figures vs their targets: catalogs of TABLES tables (time, RSS), FLEET runs at once, the API at LOAD_RATE/s during a crawl, a JSONL import, rebuild of REBUILD_EVENTS
 bench: install
 	@$(TEST_ENV) bash infra/local.sh up
 	@$(TEST_ENV) $(BENCH_ENV) $(PY) -m tests.bench $(BENCH_MODULES); status=$$?; \
