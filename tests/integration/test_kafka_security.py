@@ -42,13 +42,18 @@ def sasl_settings(bootstrap: str, user: str, password: str) -> KafkaSettings:
 async def test_admin_producer_and_consumer_work_through_sasl_with_our_settings(sasl_listener):
     settings = sasl_settings(*sasl_listener)
     await ensure_topics(settings)  # the admin client authenticates too
-    marker = marker_event("sasl")
-    producer = make_producer(settings, client_id="sasl-test")
-    consumer = make_consumer(settings, topics.RUN_EVENTS, group_id=f"sasl-{uuid.uuid4()}", client_id="sasl-test")
+    await assert_round_trip(settings, "sasl")
+
+
+async def assert_round_trip(settings: KafkaSettings, name: str) -> None:
+    """A message produced with our producer settings arrives through a consumer with ours."""
+    marker = marker_event(name)
+    producer = make_producer(settings, client_id=name)
+    consumer = make_consumer(settings, topics.RUN_EVENTS, group_id=f"{name}-{uuid.uuid4()}", client_id=name)
     await producer.start()
     await consumer.start()
     try:
-        await producer.send_and_wait(topics.RUN_EVENTS, marker, key=b"sasl")
+        await producer.send_and_wait(topics.RUN_EVENTS, marker, key=name.encode())
         assert await received(consumer, [marker]) == [marker]
     finally:
         await consumer.stop()
@@ -98,14 +103,4 @@ async def test_every_compression_setting_reaches_a_consumer(kafka_bootstrap, cod
     # The broker keeps a batch as the producer compressed it; a codec our client cannot decode would only show
     # on the consuming side.
     settings = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, KAFKA_COMPRESSION=codec)
-    marker = marker_event(f"codec-{codec}")
-    producer = make_producer(settings, client_id=f"codec-{codec}")
-    consumer = make_consumer(settings, topics.RUN_EVENTS, group_id=f"codec-{uuid.uuid4()}", client_id="codec")
-    await producer.start()
-    await consumer.start()
-    try:
-        await producer.send_and_wait(topics.RUN_EVENTS, marker, key=b"codec")
-        assert await received(consumer, [marker]) == [marker]
-    finally:
-        await consumer.stop()
-        await producer.stop()
+    await assert_round_trip(settings, f"codec-{codec}")
