@@ -8,6 +8,7 @@ the process exits non-zero and whatever runs it (`make run`, a container restart
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -15,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 import structlog
+import uvloop
 
 log = structlog.get_logger()
 
@@ -78,8 +80,10 @@ async def _guard(name: str, work: Coroutine[Any, Any, None]) -> None:
     raise BackgroundTaskDied(f"background task '{name}' ended")
 
 
-def run_service(main: Callable[[], Awaitable[None]]) -> None:
-    """Run `main` until SIGINT/SIGTERM (exit 0, after its cleanup) or until it fails (exit 1, logged)."""
+def run_service(main: Callable[[], Awaitable[None]], niceness: int = 0) -> None:
+    """Run `main` on uvloop until SIGINT/SIGTERM (exit 0, after its cleanup) or until it fails (exit 1, logged),
+    at CPU priority `niceness` or lower (see WORKER_NICENESS)."""
+    lower_priority(niceness)
 
     async def runner() -> int:
         task = asyncio.ensure_future(main())
@@ -97,4 +101,11 @@ def run_service(main: Callable[[], Awaitable[None]]) -> None:
         log.critical("service_crashed", error="its main loop returned; it must run until stopped")
         return 1
 
-    sys.exit(asyncio.run(runner()))
+    sys.exit(uvloop.run(runner()))
+
+
+def lower_priority(niceness: int) -> None:
+    """Lower this process's CPU priority to `niceness` unless it is already that low (raising it needs root)."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > current:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)

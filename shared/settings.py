@@ -80,6 +80,10 @@ class CommonSettings(KafkaSettings):
     log_format: str = Field(default="auto", alias="LOG_FORMAT")  # auto | json | console
     # Where /livez, /readyz and /metrics listen (the port: OPS_PORT, each service's own default).
     ops_host: str = Field(default="127.0.0.1", alias="OPS_HOST")
+    # The nice value the background services (connector, projector, relay, notifier, scheduler) lower their CPU
+    # priority to at start, so that the API answers promptly while a large crawl keeps every core busy (measured by
+    # `make bench`'s load scenario). Only ever lowered: a process started at a higher nice value keeps it. 0: none.
+    worker_niceness: int = Field(default=10, alias="WORKER_NICENESS", ge=0, le=19)
 
     @property
     def is_dev(self) -> bool:

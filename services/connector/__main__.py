@@ -11,7 +11,7 @@ from shared.process import run_service
 def main() -> None:
     settings = ConnectorSettings()
     configure_logging(settings.log_level, settings.log_format, service="connector")
-    run_service(lambda: run_connector(settings))
+    run_service(lambda: run_connector(settings), settings.worker_niceness)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from shared.process import run_service
 def main() -> None:
     settings = NotifierSettings()
     configure_logging(settings.log_level, settings.log_format, service="notifier")
-    run_service(lambda: run_notifier(settings))
+    run_service(lambda: run_notifier(settings), settings.worker_niceness)
 
 
 if __name__ == "__main__":

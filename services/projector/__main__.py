@@ -11,7 +11,7 @@ from shared.process import run_service
 def main() -> None:
     settings = ProjectorSettings()
     configure_logging(settings.log_level, settings.log_format, service="projector")
-    run_service(lambda: run_projector(settings))
+    run_service(lambda: run_projector(settings), settings.worker_niceness)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from shared.process import run_service
 def main() -> None:
     settings = RelaySettings()
     configure_logging(settings.log_level, settings.log_format, service="relay")
-    run_service(lambda: run_relay_service(settings))
+    run_service(lambda: run_relay_service(settings), settings.worker_niceness)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from shared.process import run_service
 def main() -> None:
     settings = SchedulerSettings()
     configure_logging(settings.log_level, settings.log_format, service="scheduler")
-    run_service(lambda: run_scheduler(settings))
+    run_service(lambda: run_scheduler(settings), settings.worker_niceness)
 
 
 if __name__ == "__main__":

@@ -112,3 +112,23 @@ def test_sigterm_stops_a_supervised_process_cleanly(tmp_path):
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0 and '"event": "service_stopped"' in stderr
+
+
+PRIORITY_PROBE = """
+import asyncio, os, sys
+from shared.process import run_service
+
+async def main():
+    print(type(asyncio.get_running_loop()).__module__, os.getpriority(os.PRIO_PROCESS, 0), flush=True)
+    raise asyncio.CancelledError  # as when stopped: exit 0
+
+run_service(main, int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize(("started_at", "niceness", "runs_at"), [(0, 10, 10), (0, 0, 0), (15, 10, 15)])
+def test_a_service_runs_on_uvloop_at_its_niceness_and_never_raises_its_priority(started_at, niceness, runs_at):
+    done = subprocess.run(["nice", "-n", str(started_at), sys.executable, "-c", PRIORITY_PROBE, str(niceness)],
+                          cwd=ROOT, env=os.environ, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].split() == ["uvloop", str(runs_at)]
