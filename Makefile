@@ -16,14 +16,15 @@ export BOOTSTRAP_API_KEY ?= dev-admin-key
 # (override TEST_*_PORT to run two suites side by side, e.g. from two checkouts).
 TEST_PG_PORT ?= 15433
 TEST_KAFKA_PORT ?= 19092
-TEST_KAFKA_CONTROLLER_PORT ?= 19093
-# A SASL_PLAINTEXT listener of the test broker, so the suite connects the way a managed Kafka is reached.
-TEST_KAFKA_SASL_PORT ?= $(shell expr $(TEST_KAFKA_PORT) + 2)
-TEST_ENV := STATE_DIR=.local/test PG_PORT=$(TEST_PG_PORT) KAFKA_PORT=$(TEST_KAFKA_PORT) \
-	KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) \
-	KAFKA_SASL_PORT=$(TEST_KAFKA_SASL_PORT) KAFKA_SASL_USERS=sasl-test:sasl-test-secret \
-	DATABASE_URL=postgresql://postgres:ingest@127.0.0.1:$(TEST_PG_PORT)/ingestion_test \
-	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(TEST_KAFKA_PORT) APP_ENV=test
+# The test broker's controller listens on the next port, and a SASL_PLAINTEXT listener on the one after, so the suite
+# connects the way a managed Kafka is reached.
+# $(call servers,state dir,PostgreSQL port,Kafka port): the environment of a local PostgreSQL and Kafka of their own
+# (the broker's controller and SASL listeners on the two ports after Kafka's).
+servers = STATE_DIR=$(1) PG_PORT=$(2) KAFKA_PORT=$(3) KAFKA_CONTROLLER_PORT=$(shell expr $(3) + 1) \
+	KAFKA_SASL_PORT=$(shell expr $(3) + 2) KAFKA_SASL_USERS=sasl-test:sasl-test-secret \
+	DATABASE_URL=postgresql://postgres:ingest@127.0.0.1:$(2)/ingestion_test \
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(3) APP_ENV=test
+TEST_ENV := $(call servers,.local/test,$(TEST_PG_PORT),$(TEST_KAFKA_PORT))
 
 .PHONY: install run stop infra-up infra-down migrate rebuild test test-unit lint bench clean
 
@@ -77,14 +78,18 @@ LOAD_RATE ?= 500
 LOAD_SECONDS ?= 60
 BENCH_MODULES ?= catalog_bench fleet_bench load_bench import_bench rebuild_bench
 REBUILD_EVENTS ?= 1000000
+# Benchmarks get servers of their own: the gigabytes of their crawls must not slow down the suite's topics.
+BENCH_PG_PORT ?= 16433
+BENCH_KAFKA_PORT ?= 19192
+BENCH_SERVERS := $(call servers,.local/bench,$(BENCH_PG_PORT),$(BENCH_KAFKA_PORT))
 BENCH_ENV := BENCH_TABLES="$(TABLES)" BENCH_FLEET=$(FLEET) BENCH_LOAD_RATE=$(LOAD_RATE) BENCH_LOAD_SECONDS=$(LOAD_SECONDS) \
 	BENCH_REBUILD_EVENTS=$(REBUILD_EVENTS)
 
 ## bench: figures vs their targets: catalogs of TABLES tables (time, RSS), FLEET runs at once, the API at LOAD_RATE/s during a crawl, a JSONL import, rebuild of REBUILD_EVENTS
 bench: install
-	@$(TEST_ENV) bash infra/local.sh up
-	@$(TEST_ENV) $(BENCH_ENV) $(PY) -m tests.bench $(BENCH_MODULES); status=$$?; \
-	  $(TEST_ENV) bash infra/local.sh down; exit $$status
+	@$(BENCH_SERVERS) bash infra/local.sh up
+	@$(BENCH_SERVERS) $(BENCH_ENV) $(PY) -m tests.bench $(BENCH_MODULES); status=$$?; \
+	  $(BENCH_SERVERS) bash infra/local.sh down; exit $$status
 
 clean: stop
 	rm -rf .local
