@@ -33,6 +33,7 @@ from tests.support import eventually
 pytestmark = pytest.mark.integration
 ALL_BUT_THE_LATEST = RetentionPolicy(keep_days=0, keep_runs=1)
 KEYS = [f"db/s/t{i}" for i in range(5)]
+INDEXES = "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE tablename = ANY($1) ORDER BY 1, 2"
 
 
 async def compact(runtime, policy=ALL_BUT_THE_LATEST):
@@ -110,14 +111,20 @@ async def test_rebuild_from_the_snapshot_and_the_events_after_it_equals_the_live
     assert done.compacted.runs >= 1
     await append(runtime, spanning, [batch(spanning, KEYS[:2], "f9", deleted=("db/s/t3",)), lineage(spanning, KEYS),
                                      outcome(spanning, RunSucceeded, 3)])  # fmt: skip
+    # Two runs of one integration in one batch of the replay, merged in order: t0 deleted, then reported again.
+    await crawl(runtime, one, ["db/s/t4"], fingerprint="f3", deleted=("db/s/t0",))
     await crawl(runtime, one, KEYS[:2], fingerprint="f4")
     await start(runtime, one)  # still running when rebuilt
     async with runtime.pool.acquire() as conn:
         live = await read_models(conn)
+        indexes = await conn.fetch(INDEXES, list(snapshots.READ_MODELS))
         replayed = await rebuild.rebuild(conn)
         rebuilt = await read_models(conn)
         position = await conn.fetchval("SELECT max(stream_position) FROM run_event_stream")
+        assert await conn.fetch(INDEXES, list(snapshots.READ_MODELS)) == indexes  # dropped to restore, built again
     assert rebuilt == live
+    assert [(a["asset_key"], a["fingerprint"], a["deleted_at"] is None) for a in live["assets"]
+            if a["integration_id"] == one.id][:1] == [("db/s/t0", "f4", True)]  # fmt: skip
     assert replayed == position - done.snapshot.stream_position  # only the events after the snapshot
     mine = [(a["asset_key"], a["fingerprint"], a["deleted_at"] is None) for a in live["assets"]
             if a["integration_id"] == two.id]  # fmt: skip

@@ -4,7 +4,9 @@ run log after it, through the same functions the live projection uses (`services
 The replay is batched: events are read a batch at a time in stream order (the order their transactions committed,
 which is the order the live projection applied them), with the asset and lineage batches' payloads left in the
 database (`evolve` does not read them; a successful run's merge reads them there, set-based); the states of the runs
-a batch continues are loaded in one query; finished runs are written with COPY."""
+a batch continues are loaded in one query; the runs that succeeded in a batch are merged together, a statement for
+many runs (`apply_assets_of_runs`: the runs of distinct integrations at once, an integration's runs in the order they
+succeeded); finished runs are written with COPY."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from services.core.errors import Conflict
 from services.core.runs import RunState, evolve
 from services.core.store import snapshots
 from services.core.store.compaction import BULK_TYPES
-from services.core.store.runlog import RUN_COLUMNS, apply_assets_of_run, run_row, state_from_row
+from services.core.store.runlog import RUN_COLUMNS, apply_assets_of_runs, run_row, state_from_row
 from shared.events import RunSucceeded, run_log_event
 
 log = structlog.get_logger()
@@ -86,6 +88,7 @@ async def _replay(conn: asyncpg.Connection, after: int, batch_size: int) -> int:
     cursor = await conn.cursor(_TAIL, after, BULK_TYPES)
     while rows := await cursor.fetch(batch_size):
         await _load_states(conn, replay, {r["run_id"] for r in rows} - replay.loaded)
+        succeeded: list[tuple[RunState, RunSucceeded]] = []
         for row in rows:
             event = run_log_event({
                 "event_id": row["event_id"], "type": row["type"], "occurred_at": row["occurred_at"],
@@ -94,11 +97,13 @@ async def _replay(conn: asyncpg.Connection, after: int, batch_size: int) -> int:
             })  # fmt: skip
             state = evolve(replay.active.pop(event.run_id, None), event)
             if isinstance(event, RunSucceeded):
-                await apply_assets_of_run(conn, state, event)
+                succeeded.append((state, event))  # evolve reads no read model: merged once the batch is read
             if state.status.is_terminal:
                 replay.finished.append(state)
             else:
                 replay.active[state.run_id] = state
+        for runs in _rounds(succeeded):
+            await apply_assets_of_runs(conn, runs)
         replayed += len(rows)
         if len(replay.finished) >= batch_size:
             await _write(conn, replay.finished)
@@ -106,6 +111,20 @@ async def _replay(conn: asyncpg.Connection, after: int, batch_size: int) -> int:
     await _write(conn, replay.finished)
     await _write(conn, list(replay.active.values()))
     return replayed
+
+
+def _rounds(succeeded: list[tuple[RunState, RunSucceeded]]) -> list[list[tuple[RunState, RunSucceeded]]]:
+    """Successful runs (in the order they succeeded) as rounds of runs of distinct integrations: round k holds each
+    integration's k-th run, so each integration's runs are merged in order (other integrations' do not interact)."""
+    rounds: list[list[tuple[RunState, RunSucceeded]]] = []
+    seen: dict[uuid.UUID, int] = {}
+    for state, event in succeeded:
+        k = seen.get(state.integration_id, 0)
+        seen[state.integration_id] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append((state, event))
+    return rounds
 
 
 async def _load_states(conn: asyncpg.Connection, replay: _Replay, run_ids: set[uuid.UUID]) -> None:

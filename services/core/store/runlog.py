@@ -166,16 +166,34 @@ async def _apply_side_effects(conn: asyncpg.Connection, state: RunState, applied
         await conn.execute("DELETE FROM run_claims WHERE run_id = $1", state.run_id)
 
 
-_UPSERT_ASSETS = """
+# The merge statements take the runs to merge as arrays, at most one run per integration (a rebuild merges the runs
+# of distinct integrations that succeeded in one batch of the log together; the live projection one run at a time):
+# `_RUNS` names them r(run_id, integration_id, at).
+_RUNS = "unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS r(run_id, integration_id, at)"
+
+# Each run's events by primary key, whatever the statistics say (OFFSET 0 keeps the subquery apart: joined, the planner
+# may read all of run_events once per merge).
+_EVENTS_OF_RUN = (
+    "(SELECT e.seq, e.payload FROM run_events e WHERE e.run_id = r.run_id AND e.type = '{type}' OFFSET 0) e"
+)
+
+
+def _batch(array: str) -> str:
+    """A batch's array, or NULL (no rows) where compaction left its count: the planner may expand events' payloads
+    before it joins them to the runs merged, compacted runs' included."""
+    return f"CASE WHEN jsonb_typeof({array}) = 'array' THEN {array} END"
+
+
+_UPSERT_ASSETS = f"""
 INSERT INTO assets (integration_id, asset_key, kind, name, parent_key, fingerprint, attributes,
                     created_run_id, updated_run_id, created_at, updated_at)
-SELECT DISTINCT ON (a.key) $2::uuid, a.key, a.kind, a.name, a.parent_key, a.fingerprint,
-       coalesce(a.attributes, '{}'::jsonb), $1::uuid, $1::uuid, $3::timestamptz, $3::timestamptz
-FROM run_events e
-CROSS JOIN LATERAL jsonb_to_recordset(e.payload -> 'upserted')
+SELECT DISTINCT ON (r.integration_id, a.key) r.integration_id, a.key, a.kind, a.name, a.parent_key, a.fingerprint,
+       coalesce(a.attributes, '{{}}'::jsonb), r.run_id, r.run_id, r.at, r.at
+FROM {_RUNS}
+CROSS JOIN LATERAL {_EVENTS_OF_RUN.format(type="run.assets_changed.v1")}
+CROSS JOIN LATERAL jsonb_to_recordset({_batch("e.payload -> 'upserted'")})
      AS a(key text, kind text, name text, parent_key text, fingerprint text, attributes jsonb)
-WHERE e.run_id = $1 AND e.type = 'run.assets_changed.v1'
-ORDER BY a.key, e.seq DESC
+ORDER BY r.integration_id, a.key, e.seq DESC
 ON CONFLICT (integration_id, asset_key) DO UPDATE SET
     kind = EXCLUDED.kind, name = EXCLUDED.name, parent_key = EXCLUDED.parent_key,
     fingerprint = EXCLUDED.fingerprint, attributes = EXCLUDED.attributes,
@@ -186,22 +204,24 @@ ON CONFLICT (integration_id, asset_key) DO UPDATE SET
     deleted_at = NULL
 """
 
-# ARRAY(...) is an InitPlan evaluated once; joining the jsonb set directly made the planner re-read
-# every payload per asset row (quadratic on a 40k-asset first run).
-_DELETE_ASSETS = """
-UPDATE assets SET deleted_run_id = $1, deleted_at = $3
-WHERE assets.integration_id = $2 AND assets.deleted_at IS NULL
-  AND assets.asset_key = ANY (ARRAY(
-      SELECT jsonb_array_elements_text(e.payload -> 'deleted')
-      FROM run_events e
-      WHERE e.run_id = $1 AND e.type = 'run.assets_changed.v1'
-        AND jsonb_array_length(coalesce(e.payload -> 'deleted', '[]'::jsonb)) > 0))
+# The deleted keys are gathered first (a CTE, evaluated once); joining the jsonb set directly made the planner re-read
+# every payload per asset row (quadratic on a 40k-asset first run). Each key is then one primary-key probe.
+_DELETE_ASSETS = f"""
+WITH gone AS MATERIALIZED (
+    SELECT DISTINCT r.run_id, r.integration_id, r.at, k.key
+    FROM {_RUNS}
+    CROSS JOIN LATERAL {_EVENTS_OF_RUN.format(type="run.assets_changed.v1")}
+    CROSS JOIN LATERAL jsonb_array_elements_text({_batch("e.payload -> 'deleted'")}) AS k(key))
+UPDATE assets SET deleted_run_id = gone.run_id, deleted_at = gone.at
+FROM gone
+WHERE assets.integration_id = gone.integration_id AND assets.asset_key = gone.key AND assets.deleted_at IS NULL
 """
 
 
 _SYNCED_SCOPE = """
 INSERT INTO sync_scopes (integration_id, scope, synced_at, forced_at)
-VALUES ($1, $2, $3, CASE WHEN $4 THEN $3::timestamptz END)
+SELECT s.integration_id, s.scope, s.at, CASE WHEN s.forced THEN s.at END
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bool[]) AS s(integration_id, scope, at, forced)
 ON CONFLICT (integration_id, scope) DO UPDATE SET synced_at = greatest(sync_scopes.synced_at, EXCLUDED.synced_at),
     forced_at = greatest(sync_scopes.forced_at, EXCLUDED.forced_at)
 """
@@ -209,33 +229,52 @@ ON CONFLICT (integration_id, scope) DO UPDATE SET synced_at = greatest(sync_scop
 
 # The edges a full sync asserts replace the integration's: kept ones keep their created_at (and so their place
 # in listings), the ones it no longer reports go.
-_UPSERT_LINEAGE = """
+_UPSERT_LINEAGE = f"""
 INSERT INTO lineage_edges (integration_id, from_integration_id, from_key, to_integration_id, to_key, run_id,
                            created_at, updated_at)
-SELECT DISTINCT $2::uuid, l.from_integration_id, l.from_key, l.to_integration_id, l.to_key, $1::uuid,
-       $3::timestamptz, $3::timestamptz
-FROM run_events e
-CROSS JOIN LATERAL jsonb_to_recordset(e.payload -> 'edges')
+SELECT DISTINCT r.integration_id, l.from_integration_id, l.from_key, l.to_integration_id, l.to_key, r.run_id,
+       r.at, r.at
+FROM {_RUNS}
+CROSS JOIN LATERAL {_EVENTS_OF_RUN.format(type="run.lineage_reported.v1")}
+CROSS JOIN LATERAL jsonb_to_recordset({_batch("e.payload -> 'edges'")})
      AS l(from_integration_id uuid, from_key text, to_integration_id uuid, to_key text)
-WHERE e.run_id = $1 AND e.type = 'run.lineage_reported.v1'
 ON CONFLICT (id) DO UPDATE SET run_id = EXCLUDED.run_id
+"""
+
+_DROP_UNASSERTED_LINEAGE = f"""
+DELETE FROM lineage_edges l USING {_RUNS}
+WHERE l.integration_id = r.integration_id AND l.run_id <> r.run_id
 """
 
 
 async def apply_assets_of_run(conn: asyncpg.Connection, state: RunState, succeeded: RunSucceeded) -> None:
     """Merge a successful run's asset changes and lineage (staged in the log) into the read models, set-based."""
-    at = succeeded.occurred_at
-    if state.kind == "sync":
+    await apply_assets_of_runs(conn, [(state, succeeded)])
+
+
+async def apply_assets_of_runs(conn: asyncpg.Connection, runs: Sequence[tuple[RunState, RunSucceeded]]) -> None:
+    """`apply_assets_of_run` for successful runs of distinct integrations at once: the same statements, each run
+    once, whatever the number of runs."""
+    if len({state.integration_id for state, _ in runs}) < len(runs):
+        raise ValueError("runs of one integration must be merged one after the other, in the order they succeeded")
+
+    def arrays(chosen: list[tuple[RunState, RunSucceeded]]) -> tuple[list[uuid.UUID], list[uuid.UUID], list[datetime]]:
+        return [s.run_id for s, _ in chosen], [s.integration_id for s, _ in chosen], [e.occurred_at for _, e in chosen]
+
+    syncs = [(state, event) for state, event in runs if state.kind == "sync"]
+    removals = [(state, event) for state, event in runs if state.kind in ("sync", "delete")]
+    full_syncs = [(state, event) for state, event in syncs if not state.scope]  # a partial sync leaves the lineage
+    if syncs:
         await conn.execute("SET LOCAL work_mem = '64MB'")  # the merge sorts every changed asset once
-        await conn.execute(_UPSERT_ASSETS, state.run_id, state.integration_id, at)
-    if state.kind in ("sync", "delete"):
-        await conn.execute(_DELETE_ASSETS, state.run_id, state.integration_id, at)
-    if state.kind == "sync":
-        await conn.execute(_SYNCED_SCOPE, state.integration_id, state.scope or "", at, state.force_recursive)
-    if state.kind == "sync" and not state.scope:  # a sync of part of a source leaves the lineage as it is
-        await conn.execute(_UPSERT_LINEAGE, state.run_id, state.integration_id, at)
-        await conn.execute("DELETE FROM lineage_edges WHERE integration_id = $1 AND run_id <> $2",
-                           state.integration_id, state.run_id)  # fmt: skip
+        await conn.execute(_UPSERT_ASSETS, *arrays(syncs))
+    if removals:
+        await conn.execute(_DELETE_ASSETS, *arrays(removals))
+    if syncs:
+        await conn.execute(_SYNCED_SCOPE, [s.integration_id for s, _ in syncs], [s.scope or "" for s, _ in syncs],
+                           [e.occurred_at for _, e in syncs], [s.force_recursive for s, _ in syncs])  # fmt: skip
+    if full_syncs:
+        await conn.execute(_UPSERT_LINEAGE, *arrays(full_syncs))
+        await conn.execute(_DROP_UNASSERTED_LINEAGE, *arrays(full_syncs))
 
 
 # Objects a sync found for the first time under a parent whose effective activateNewChildren is false are
