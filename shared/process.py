@@ -105,7 +105,8 @@ def run_service(main: Callable[[], Awaitable[None]], niceness: int = 0) -> None:
 
 
 def lower_priority(niceness: int) -> None:
-    """Lower this process's CPU priority to `niceness` unless it is already that low (raising it needs root)."""
+    """Lower this process's CPU priority to `niceness` unless it is already that low (raising it needs root). Called
+    before the event loop starts any thread: on Linux a nice value is per thread, inherited by threads it creates."""
     current = os.getpriority(os.PRIO_PROCESS, 0)
     if niceness > current:
         os.setpriority(os.PRIO_PROCESS, 0, niceness)

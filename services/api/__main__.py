@@ -15,9 +15,9 @@ def main() -> None:
     configure_logging(settings.log_level, settings.log_format, service="api")
     app = create_app(settings)
     app.cleanup_ctx.append(ops_server(settings))  # here, not in create_app: tests build apps without one
-    web.run_app(  # on uvloop: a third less CPU per request than asyncio's loop (measured, README: Performance)
-        app, host=settings.host, port=settings.port, access_log=None, print=None, loop=uvloop.new_event_loop()
-    )
+    # On uvloop: a handler making three queries cost 0.99 ms of CPU per request instead of 1.56 (measured on the 2-core
+    # machine; ours, 1.44 instead of 1.66 ms per GET .../runs/latest).
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None, loop=uvloop.new_event_loop())
 
 
 if __name__ == "__main__":
