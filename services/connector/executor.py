@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -18,6 +18,7 @@ import structlog
 from services.connector.baseline import Baseline
 from services.connector.diff import AssetDiff, Removal
 from services.connector.lineage import ResolvedLineage, resolve
+from services.connector.read_ahead import read_ahead
 from services.connector.reporting import Reporter, ReportsLost, RunLedger, send_heartbeat
 from services.connector.sources import open_source
 from services.connector.sources.base import AssetDict, SourceError, SourcePlugin, SourceReport
@@ -61,6 +62,7 @@ from shared.postgres import with_database
 log = structlog.get_logger()
 
 EDGES_PER_EVENT = 20_000  # lineage edges per LineageReported event (halved further if too large)
+READ_AHEAD_BATCHES = 2  # crawl batches read from the source ahead of the one being diffed and reported
 
 
 class Phase(Enum):
@@ -200,8 +202,10 @@ class RunExecutor:
             async with self._pool.acquire() as conn:
                 scope = CrawlScope(ctx.run.scope, ctx.run.force_recursive,
                                    await object_store.is_active_overrides(conn, ctx.run.integration_id))  # fmt: skip
-            async with Baseline.opened(self._pool, ctx.run.integration_id, scope) as baseline:
-                removal = await self._diff_crawl(run, plugin, baseline)
+            # The source is read ahead while the store counts what it holds, and then while each batch is diffed.
+            async with read_ahead(plugin.crawl(), READ_AHEAD_BATCHES) as batches:
+                async with Baseline.opened(self._pool, ctx.run.integration_id, scope) as baseline:
+                    removal = await self._diff_crawl(run, batches, baseline, plugin.report)
             lineage = await self._send_lineage(run, plugin)
             await self._send_warnings(run, plugin.report)
         finally:
@@ -220,12 +224,15 @@ class RunExecutor:
         await self._finish(run, RunSucceeded, message + (f" Warnings: {warnings}" if warnings else ""))
         log.info("run_succeeded", processed=counts.processed, created=counts.created, withheld=removal.withheld)
 
-    async def _diff_crawl(self, run: _Run, plugin: SourcePlugin, baseline: Baseline) -> Removal:
-        """Crawl, report what changed against the store as it goes, then what disappeared (or why it was kept)."""
+    async def _diff_crawl(
+        self, run: _Run, batches: AsyncIterator[list[AssetDict]], baseline: Baseline, report: SourceReport
+    ) -> Removal:
+        """Report what the crawl's batches changed against the store as they come, then what disappeared (or why it
+        was kept)."""
         scope = baseline.scope
         limited = not scope.everything  # a sub-path crawl, or inactive subtrees to leave alone
         last_progress = time.monotonic()
-        async for batch in plugin.crawl():
+        async for batch in batches:
             if limited:
                 batch = [asset for asset in batch if scope.covers(asset["key"])]
             changes = run.diff.add(batch, await baseline.previous([asset["key"] for asset in batch]))
@@ -239,7 +246,7 @@ class RunExecutor:
                 last_progress = time.monotonic()
                 progress = ProgressedPayload(counts=run.diff.counts.to_payload())
                 await run.ledger.send(RunProgressed(**self._about(run), payload=progress))
-                await self._send_warnings(run, plugin.report)
+                await self._send_warnings(run, report)
         # An upload is the user's explicit, validated snapshot: whatever it lacks goes, whatever its share.
         removal = run.diff.finish(baseline.live, 100.0 if run.ctx.run.upload_id else run.ctx.fail_safe_threshold)
         if removal.applies:
@@ -313,12 +320,13 @@ class RunExecutor:
 
     async def _send_warnings(self, run: _Run, report: SourceReport) -> None:
         """The source's warnings since the last report, recorded on the run as they come (capped by the report)."""
-        new = report.warnings[run.warnings_sent :]
-        if not new and report.dropped == run.dropped_sent:
+        # Taken before sending: the source, read ahead, may warn again while this is sent.
+        new, dropped = report.warnings[run.warnings_sent :], report.dropped
+        if not new and dropped == run.dropped_sent:
             return
-        payload = WarningsReportedPayload(warnings=new, dropped=report.dropped)
+        payload = WarningsReportedPayload(warnings=new, dropped=dropped)
         await run.ledger.send(WarningsReported(**self._about(run), payload=payload))
-        run.warnings_sent, run.dropped_sent = len(report.warnings), report.dropped
+        run.warnings_sent, run.dropped_sent = run.warnings_sent + len(new), dropped
 
     def _credentials(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.credentials_enc is None:

@@ -14,13 +14,13 @@ import pytest
 
 from services.connector.executor import ExecutorConfig, RunExecutor, RunHandle
 from services.connector.reporting import KafkaReporter
-from services.connector.sources.base import AssetDict, SourceError, SourceReport
+from services.connector.sources.base import AssetDict, SourceError, SourceReport, make_asset
 from services.core import ingestion
 from services.core.crypto import CredentialCipher
 from services.core.imports.formats import Format
 from services.core.store import runlog
 from services.core.uploads import UploadService
-from shared.events import AssetsChanged, ConnectorReport, RunHeartbeat, parse_report
+from shared.events import AssetsChanged, ConnectorReport, RunHeartbeat, WarningsReported, parse_report
 from tests.integration.conftest import OWNER
 from tests.integration.test_lineage import custom_integration
 from tests.support import SHOP_ASSETS, create_shop_database, eventually
@@ -384,3 +384,51 @@ async def test_a_failed_run_still_records_the_warnings_its_source_gave_before_it
     await running.execute(RunHandle(run.run_id))
     assert reporter.types() == ["run.started.v1", "run.warnings_reported.v1", "run.failed.v1"]
     assert reporter.log_events()[1].payload.warnings == ["Schema hr: user 'reader' has no USAGE privilege on it"]
+
+
+class SlowReporter(RecordingReporter):
+    """Sending takes a few turns of the loop, as a real producer's does: the source, read ahead, goes on meanwhile."""
+
+    async def send(self, report: ConnectorReport, encoded: bytes | None = None) -> asyncio.Future[None]:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return await super().send(report, encoded)
+
+
+class WarnsAsItGoes:
+    """A source that warns as it reads each of its batches, its reads taking a varying number of turns of the loop
+    (so some warnings come while the executor is sending the ones before)."""
+
+    def __init__(self, batches: int) -> None:
+        self.report = SourceReport()
+        self.batches = batches
+
+    async def crawl(self) -> AsyncIterator[list[AssetDict]]:
+        for i in range(self.batches):
+            for _ in range(i % 13):
+                await asyncio.sleep(0)
+            self.report.warn(f"warning {i}")
+            yield [make_asset(f"db/s/t{i}", "table", f"t{i}", "db/s", {})]
+
+    def lineage(self) -> list:
+        return []
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_every_warning_of_a_source_read_ahead_is_reported_once(runtime, pool, make_integration, source,
+                                                                      monkeypatch):  # fmt: skip
+    integration = await postgres_integration(make_integration, source)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    reporter = SlowReporter()
+    running = executor(pool, reporter)
+
+    async def opened(*_: object) -> WarnsAsItGoes:
+        return WarnsAsItGoes(batches=20)
+
+    monkeypatch.setattr(running, "_open", opened)
+    await running.execute(RunHandle(run.run_id))
+    assert reporter.types()[-1] == "run.succeeded.v1"
+    reported = [w for e in reporter.log_events() if isinstance(e, WarningsReported) for w in e.payload.warnings]
+    assert reported == [f"warning {i}" for i in range(20)]
