@@ -16,10 +16,9 @@ export BOOTSTRAP_API_KEY ?= dev-admin-key
 # (override TEST_*_PORT to run two suites side by side, e.g. from two checkouts).
 TEST_PG_PORT ?= 15433
 TEST_KAFKA_PORT ?= 19092
-# The test broker's controller listens on the next port, and a SASL_PLAINTEXT listener on the one after, so the suite
-# connects the way a managed Kafka is reached.
-# $(call servers,state dir,PostgreSQL port,Kafka port): the environment of a local PostgreSQL and Kafka of their own
-# (the broker's controller and SASL listeners on the two ports after Kafka's).
+# $(call servers,state dir,PostgreSQL port,Kafka port): the environment of a local PostgreSQL and Kafka of their own.
+# The broker's controller listens on the port after Kafka's, and a SASL_PLAINTEXT listener on the one after that, so
+# the suite connects the way a managed Kafka is reached.
 servers = STATE_DIR=$(1) PG_PORT=$(2) KAFKA_PORT=$(3) KAFKA_CONTROLLER_PORT=$(shell expr $(3) + 1) \
 	KAFKA_SASL_PORT=$(shell expr $(3) + 2) KAFKA_SASL_USERS=sasl-test:sasl-test-secret \
 	DATABASE_URL=postgresql://postgres:ingest@127.0.0.1:$(2)/ingestion_test \
