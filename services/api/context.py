@@ -30,7 +30,7 @@ class ApiDeps:
 
 
 DEPS = web.AppKey("deps", ApiDeps)
-PRINCIPAL_KEY = "principal"
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 
 
 def deps(request: web.Request) -> ApiDeps:
@@ -38,6 +38,4 @@ def deps(request: web.Request) -> ApiDeps:
 
 
 def principal(request: web.Request) -> Principal:
-    value = request[PRINCIPAL_KEY]
-    assert isinstance(value, Principal)
-    return value
+    return request[PRINCIPAL_KEY]

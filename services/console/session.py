@@ -67,13 +67,11 @@ class SessionCipher:
 
 
 SESSIONS = web.AppKey("console_sessions", SessionCipher)
-SESSION = "console_session"  # the request's Session
+SESSION = web.RequestKey("console_session", Session)
 
 
 def session(request: web.Request) -> Session:
-    value = request[SESSION]
-    assert isinstance(value, Session)
-    return value
+    return request[SESSION]
 
 
 @web.middleware
