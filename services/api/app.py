@@ -69,7 +69,11 @@ def create_app(settings: ApiSettings) -> web.Application:
     )
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        pool = await create_pool(settings.database_url, max_size=settings.db_pool_size)
+        # Every connection opens at start and stays open: a pool that grows on demand made the first second of
+        # a burst wait for connections (SCRAM + setup, ~20 ms each; p99 342 ms at 500 GET/s on an idle stack), and
+        # asyncpg closed idle ones after 5 min (and armed a timer on every release to do so).
+        pool = await create_pool(settings.database_url, min_size=settings.db_pool_size, max_size=settings.db_pool_size,
+                                 max_inactive_connection_lifetime=0)  # fmt: skip
         runtime = Runtime(pool=pool, clock=lambda: datetime.now(UTC), new_id=uuid.uuid4)
         access = AccessService(runtime)
         if settings.bootstrap_api_key:
