@@ -46,8 +46,12 @@ class Runtime:
 async def visible_integration(conn: asyncpg.Connection, principal: Principal, external_id: str) -> Integration:
     integration = await integration_store.get_by_external_id(conn, external_id)
     if integration is None or not principal.can_view(integration.owning_team_id):
-        raise NotFound(f"Integration '{external_id}' was not found, or this API key cannot see it.")
+        raise _not_visible(external_id)
     return integration
+
+
+def _not_visible(external_id: str) -> NotFound:
+    return NotFound(f"Integration '{external_id}' was not found, or this API key cannot see it.")
 
 
 async def editable_integration(
@@ -109,10 +113,8 @@ async def claim_run(
         run_id, integration.id, integration.external_id, request.trigger, request.requested_by, at, task_id=task_id,
         scope=request.scope, force_recursive=request.force_recursive, upload_id=request.upload_id,
     )  # fmt: skip
-    already = f"A run is already in progress for integration '{integration.external_id}'."
     if await run_reads.active_run(conn, integration.id) is not None:
-        # The common refusal in one indexed read (a client polling POST .../run); the insert below is the guard.
-        raise AlreadyRunning(already)
+        raise _already_running(integration.external_id)  # the insert below is the guard; this read is cheaper
     events = decide(None, command)
     start = StartRunCommand(
         occurred_at=at,
@@ -128,9 +130,13 @@ async def claim_run(
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name != ACTIVE_RUN_CONSTRAINT:
             raise
-        raise AlreadyRunning(already) from None
+        raise _already_running(integration.external_id) from None
     assert result.state is not None
     return result.state
+
+
+def _already_running(external_id: str) -> AlreadyRunning:
+    return AlreadyRunning(f"A run is already in progress for integration '{external_id}'.")
 
 
 async def start_sync(rt: Runtime, conn: asyncpg.Connection, integration: Integration, request: SyncRequest) -> RunState:
@@ -160,9 +166,20 @@ class TaskRecord:
 
 
 async def trigger_run(rt: Runtime, principal: Principal, external_id: str) -> RunState:
-    async with rt.pool.acquire() as conn, conn.transaction():
-        integration = await editable_integration(conn, principal, external_id)
-        return await start_sync(rt, conn, integration, SyncRequest("manual", requester(principal)))
+    async with rt.pool.acquire() as conn:
+        # The common answer to a client polling POST .../run, in one read and no transaction; any other case
+        # (not visible, not editable, not crawled, nothing active) takes the checks and the claim below.
+        found = await run_reads.active_by_external_id(conn, external_id)
+        if (
+            found is not None
+            and found.run is not None
+            and principal.can_edit(found.owning_team_id)
+            and spec_for(found.source).crawled
+        ):
+            raise _already_running(external_id)
+        async with conn.transaction():
+            integration = await editable_integration(conn, principal, external_id)
+            return await start_sync(rt, conn, integration, SyncRequest("manual", requester(principal)))
 
 
 async def cancel_run(
@@ -215,10 +232,13 @@ async def list_runs(
 
 
 async def latest_run(rt: Runtime, principal: Principal, external_id: str) -> RunState:
-    runs, _ = await list_runs(rt, principal, external_id, None, 1)
-    if not runs:
+    async with rt.pool.acquire() as conn:
+        found = await run_reads.latest_sync(conn, external_id)
+    if found is None or not principal.can_view(found.owning_team_id):
+        raise _not_visible(external_id)
+    if found.run is None:
         raise NotFound(f"Integration '{external_id}' has never run.")
-    return runs[0]
+    return found.run
 
 
 async def get_run(rt: Runtime, principal: Principal, external_id: str, run_id: uuid.UUID) -> RunState:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
+from services.core.model import Source
 from services.core.runs import RunState, RunStatus
 from services.core.store.runlog import state_from_row
 
@@ -44,6 +45,45 @@ async def list_runs(
         after[1] if after else None,
     )
     return [state_from_row(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class IntegrationRun:
+    """What a request about an integration's one run needs, read in one statement: who may see the integration,
+    what it crawls, and the run (None: there is none)."""
+
+    owning_team_id: uuid.UUID | None
+    source: Source
+    run: RunState | None
+
+
+async def latest_sync(conn: asyncpg.Connection, external_id: str) -> IntegrationRun | None:
+    """The integration's most recent sync run (None: no such integration)."""
+    return await _integration_run(conn, external_id, """
+        LEFT JOIN LATERAL (SELECT * FROM runs WHERE runs.integration_id = i.id AND runs.kind = 'sync'
+                           ORDER BY runs.requested_at DESC, runs.id DESC LIMIT 1) r ON true""")  # fmt: skip
+
+
+async def active_by_external_id(conn: asyncpg.Connection, external_id: str) -> IntegrationRun | None:
+    """The integration's active run, of any kind (None: no such integration)."""
+    return await _integration_run(conn, external_id, """
+        LEFT JOIN runs r ON r.integration_id = i.id AND r.status IN ('QUEUED', 'RUNNING')""")  # fmt: skip
+
+
+async def _integration_run(conn: asyncpg.Connection, external_id: str, join: str) -> IntegrationRun | None:
+    row = await conn.fetchrow(
+        f"""
+        SELECT r.*, i.external_id AS integration_external_id, i.owning_team_id AS integration_team_id,
+               i.source AS integration_source
+        FROM integrations i {join}
+        WHERE i.external_id = $1
+        """,
+        external_id,
+    )
+    if row is None:
+        return None
+    run = state_from_row(row) if row["id"] is not None else None
+    return IntegrationRun(row["integration_team_id"], Source(row["integration_source"]), run)
 
 
 async def get_run(conn: asyncpg.Connection, run_id: uuid.UUID) -> RunState | None:
