@@ -66,7 +66,9 @@ class Asset(BaseModel):
     """One discovered asset. `key` is unique within an integration; `fingerprint` changes iff content does."""
 
     key: str
-    kind: str  # schema | table | view | materialized_view | foreign_table | column
+    # database (the level above schemas) | schema | table | view | materialized_view | external_table | foreign_table
+    # | column
+    kind: str
     name: str
     parent_key: str | None = None
     fingerprint: str

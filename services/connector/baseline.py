@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from services.connector.sources.base import CONTAINER_KIND
 from services.core.objects import CrawlScope
 
 # One primary-key probe per key, whatever the statistics say: right after a first crawl `assets` may not be analyzed
@@ -39,7 +40,7 @@ class Baseline:
         self._conn = conn
         self._integration_id = integration_id
         self.scope = scope
-        self.live = live  # how many live assets the scope covers
+        self.live = live  # how many counted live assets the scope covers (diff.counted: containers are not)
         self._seen = f"pg_temp.seen_{uuid.uuid4().hex}"
 
     @classmethod
@@ -79,16 +80,19 @@ class Baseline:
             yield keys
 
 
+# diff.counted, in SQL: the level above schemas (a container at the root) is not counted.
+_COUNTED_LIVE = (
+    "FROM assets WHERE integration_id = $1 AND deleted_at IS NULL "
+    f"AND NOT (kind = '{CONTAINER_KIND}' AND parent_key = '')"
+)
+
+
 async def _live(conn: asyncpg.Connection, integration_id: uuid.UUID, scope: CrawlScope) -> int:
     if scope.everything:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM assets WHERE integration_id = $1 AND deleted_at IS NULL", integration_id
-        )
+        count: int = await conn.fetchval(f"SELECT count(*) {_COUNTED_LIVE}", integration_id)
         return count
     live = 0  # a sub-path or inactive subtrees: the scope is a rule of keys, counted as the keys stream by
     async with conn.transaction():
-        async for row in conn.cursor(
-            "SELECT asset_key FROM assets WHERE integration_id = $1 AND deleted_at IS NULL", integration_id
-        ):
+        async for row in conn.cursor(f"SELECT asset_key {_COUNTED_LIVE}", integration_id):
             live += scope.covers(row["asset_key"])
     return live

@@ -9,8 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from services.connector.sources.base import AssetDict
+from services.connector.sources.base import CONTAINER_KIND, AssetDict
 from services.core.runs import AssetCounts
+
+
+def counted(asset: AssetDict) -> bool:
+    """Whether an asset counts in a run's figures: all but the level above schemas (a container at the root), which
+    is part of every key below it but not itself one of the catalog's assets."""
+    return not (asset["kind"] == CONTAINER_KIND and asset["parent_key"] == "")
 
 
 @dataclass(frozen=True)
@@ -40,32 +46,35 @@ class Removal:
 
 class AssetDiff:
     """Feed crawl batches in, each with the live fingerprints the store holds for its keys; get back only what
-    changed, and the counts of the run so far. A plug-in reports each key once."""
+    changed, and the counts of the run so far (containers are diffed, not counted). A plug-in reports each key
+    once."""
 
     def __init__(self) -> None:
         self.processed = 0
         self.created = 0
         self.updated = 0
         self.deleted = 0
-        self.matched = 0  # reported assets the store held live: the rest of the live ones are gone
+        self.matched = 0  # counted assets the store held live: the rest of the counted live ones are gone
 
     def add(self, batch: list[AssetDict], previous: Mapping[str, str]) -> Changes:
         changes = Changes()
         for asset in batch:
-            self.processed += 1
+            weight = counted(asset)
+            self.processed += weight
             before = previous.get(asset["key"])
             if before is None:
                 changes.created.append(asset)
+                self.created += weight
             else:
-                self.matched += 1
+                self.matched += weight
                 if before != asset["fingerprint"]:
                     changes.updated.append(asset)
-        self.created += len(changes.created)
-        self.updated += len(changes.updated)
+                    self.updated += weight
         return changes
 
     def finish(self, live_before: int, fail_safe_percent: float) -> Removal:
-        """What disappeared. Only call after a complete crawl: a partial one would delete too much.
+        """What disappeared, of the `live_before` counted live assets. Only call after a complete crawl: a partial
+        one would delete too much.
 
         If more than `fail_safe_percent` of the live assets disappeared at once, nothing is deleted: that
         is far more often a schema filter or a revoked grant than a real deletion (DataHub's

@@ -54,7 +54,7 @@ Keyset = tuple[str, uuid.UUID]  # (name, id): the order of every object listing
 class DataObject:
     connection: Integration
     key: str  # '' for the connection itself
-    kind: str  # connection | database | schema | table | view | materialized_view | foreign_table
+    kind: str  # connection | database | schema | table | view | materialized_view | external_table | foreign_table
     name: str
     id: uuid.UUID
     created_at: datetime

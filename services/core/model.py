@@ -39,6 +39,11 @@ class Source(StrEnum):
     ALATION = "alation"
     FABRIC = "fabric"
     POWERBI = "powerbi"
+    # Beyond the Entropy enum: platforms we crawl that it does not name.
+    TRINO = "trino"
+    KAFKA = "kafka"
+    SQLITE = "sqlite"
+    DUCKDB = "duckdb"
     # Synced by uploads (Secoda's custom integrations: CSV/JSONL metadata; dbt Core artifacts), not crawled.
     CUSTOM = "custom"
     DBT_CORE = "dbt_core"

@@ -28,6 +28,7 @@ NORMALIZED_TYPES = {
     "table": "TABLE",
     "view": "TABLE",
     "materialized_view": "TABLE",
+    "external_table": "TABLE",
     "foreign_table": "TABLE",
 }
 OBJECT_KINDS = tuple(NORMALIZED_TYPES)

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import SERVICES, Client, Stack, postgres_integration
-from tests.support import SHOP_ASSETS, eventually
+from tests.support import SHOP_COUNTED, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +68,7 @@ async def test_metrics_count_a_real_run_in_each_process(stack: Stack, client: Cl
     assert (
         value(after, "icp_assets_changed_total", change="created")
         - value(before, "icp_assets_changed_total", change="created")
-        >= SHOP_ASSETS
+        >= SHOP_COUNTED
     )
     assert value(after, "icp_run_duration_seconds_count", status="SUCCESS") > value(
         before, "icp_run_duration_seconds_count", status="SUCCESS"

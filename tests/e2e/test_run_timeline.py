@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from tests.e2e.conftest import ADMIN_KEY, Client, Stack, postgres_integration, wait_for_api
-from tests.support import SHOP_ASSETS, create_shop_database, eventually, recreate_database
+from tests.support import SHOP_ASSETS, SHOP_COUNTED, create_shop_database, eventually, recreate_database
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +84,7 @@ async def test_a_crawl_has_a_short_timeline_from_trigger_to_outcome_with_asset_b
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert [e["occurredAt"] for e in events] == sorted(e["occurredAt"] for e in events)
     assert events[0]["details"]["trigger"] == "manual" and "requested_by" in events[0]["details"]
-    assert events[-1]["details"]["counts"]["assets_created"] == SHOP_ASSETS
+    assert events[-1]["details"]["counts"]["assets_created"] == SHOP_COUNTED
     batches = [e["details"] for e in events if e["type"] == "run.assets_changed.v1"]
     assert batches and all(set(b) == {"upserted", "deleted", "change"} for b in batches)  # counts, not assets
     assert sum(b["upserted"] for b in batches) == SHOP_ASSETS and {b["change"] for b in batches} == {"created"}

@@ -17,7 +17,7 @@ from shared import topics
 from shared.events import RunOwner, run_log_event
 from shared.kafka import make_producer
 from tests.e2e.conftest import ROOT, SERVICES, Client, Stack, postgres_integration
-from tests.support import SHOP_ASSETS, create_shop_database, eventually
+from tests.support import SHOP_ASSETS, SHOP_COUNTED, create_shop_database, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +53,7 @@ async def test_run_reaches_success_with_exact_asset_counts_and_diffs_later_runs(
     first = await client.wait_for_run("diff-e2e", {"SUCCESS", "FAILED", "CANCELLED"})
     assert first["status"] == "SUCCESS", first
     assert (first["assetsProcessed"], first["assetsCreated"], first["assetsUpdated"], first["assetsDeleted"]) == (
-        SHOP_ASSETS, SHOP_ASSETS, 0, 0)  # fmt: skip
+        SHOP_COUNTED, SHOP_COUNTED, 0, 0)  # fmt: skip
     assert first["startedAt"] <= first["completedAt"]
     status, by_id, _ = await client.call("GET", f"/api/integrations/diff-e2e/runs/{first['ingestionRunId']}")
     assert status == 200 and by_id == first
@@ -62,7 +62,7 @@ async def test_run_reaches_success_with_exact_asset_counts_and_diffs_later_runs(
     second = await client.wait_for_run("diff-e2e", {"SUCCESS", "FAILED"})
     assert second["ingestionRunId"] != first["ingestionRunId"]
     assert (second["assetsProcessed"], second["assetsCreated"], second["assetsUpdated"],
-            second["assetsDeleted"]) == (SHOP_ASSETS, 0, 0, 0)  # fmt: skip
+            second["assetsDeleted"]) == (SHOP_COUNTED, 0, 0, 0)  # fmt: skip
 
     conn = await asyncpg.connect(source)
     await conn.execute("""
@@ -75,7 +75,7 @@ async def test_run_reaches_success_with_exact_asset_counts_and_diffs_later_runs(
     third = await client.wait_for_run("diff-e2e", {"SUCCESS", "FAILED"})
     # +1 column, -1 view with its 3 columns, 1 table comment changed.
     assert (third["assetsProcessed"], third["assetsCreated"], third["assetsUpdated"], third["assetsDeleted"]) == (
-        SHOP_ASSETS + 1 - 4, 1, 1, 4)  # fmt: skip
+        SHOP_COUNTED + 1 - 4, 1, 1, 4)  # fmt: skip
 
 
 async def test_runs_are_listed_filtered_and_limited(client, stack):
@@ -244,7 +244,7 @@ async def test_a_crawl_that_suddenly_misses_most_assets_withholds_the_deletions(
     source = await create_shop_database(stack.dsn, "source_failsafe_e2e")
     await create(client, postgres_integration(source, "failsafe-e2e"))
     await trigger(client, "failsafe-e2e")
-    assert (await client.wait_for_run("failsafe-e2e", {"SUCCESS", "FAILED"}))["assetsCreated"] == SHOP_ASSETS
+    assert (await client.wait_for_run("failsafe-e2e", {"SUCCESS", "FAILED"}))["assetsCreated"] == SHOP_COUNTED
 
     async def live_assets() -> int:
         return await db.fetchval(
@@ -258,8 +258,8 @@ async def test_a_crawl_that_suddenly_misses_most_assets_withholds_the_deletions(
     await trigger(client, "failsafe-e2e")
     run = await client.wait_for_run("failsafe-e2e", {"SUCCESS", "FAILED"})
     assert run["status"] == "SUCCESS" and run["assetsDeleted"] == 0, run
-    # Everything but the database itself (it is still there, and is listed as an object of its own).
-    assert f"{SHOP_ASSETS - 1} of {SHOP_ASSETS} assets (95.2%)" in run["message"]
+    # Every counted asset: the database, the level above schemas, is still there and is not counted.
+    assert f"{SHOP_COUNTED} of {SHOP_COUNTED} assets (100.0%)" in run["message"]
     assert "failSafeThreshold of 20%" in run["message"] and '{"failSafeThreshold": 100}' in run["message"]
     assert await live_assets() == SHOP_ASSETS
 
@@ -268,5 +268,5 @@ async def test_a_crawl_that_suddenly_misses_most_assets_withholds_the_deletions(
     assert status == 200 and updated["failSafeThreshold"] == 100
     await trigger(client, "failsafe-e2e")
     run = await client.wait_for_run("failsafe-e2e", {"SUCCESS", "FAILED"})
-    assert run["status"] == "SUCCESS" and run["assetsDeleted"] == SHOP_ASSETS - 1, run
+    assert run["status"] == "SUCCESS" and run["assetsDeleted"] == SHOP_COUNTED, run
     assert await live_assets() == 1

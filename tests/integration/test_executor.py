@@ -23,7 +23,7 @@ from services.core.uploads import UploadService
 from shared.events import AssetsChanged, ConnectorReport, RunHeartbeat, WarningsReported, parse_report
 from tests.integration.conftest import OWNER
 from tests.integration.test_lineage import custom_integration
-from tests.support import SHOP_ASSETS, create_shop_database, eventually
+from tests.support import SHOP_ASSETS, SHOP_COUNTED, create_shop_database, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +79,7 @@ async def test_a_run_reports_start_assets_progress_and_success(runtime, pool, ma
     assert all(e.owner is not None and e.owner.connector_id == "test" for e in reporter.events)
     batches = [e.payload for e in reporter.events if isinstance(e, AssetsChanged)]
     assert sum(len(b.upserted) for b in batches) == SHOP_ASSETS  # the plain dicts match the published contract
-    assert reporter.log_events()[-1].payload.counts.assets_created == SHOP_ASSETS
+    assert reporter.log_events()[-1].payload.counts.assets_created == SHOP_COUNTED
     # Applied to the log, the events end the run SUCCESS and fill the asset store.
     async with pool.acquire() as conn, conn.transaction():
         result = await runlog.append(conn, run.run_id, reporter.log_events())

@@ -19,7 +19,7 @@ from services.core.integrations import IntegrationService, NewIntegration
 from tests.integration.conftest import OWNER
 from tests.integration.test_executor import RecordingReporter
 from tests.resolvers import PUBLIC_ADDRESS, MappedResolver
-from tests.support import SHOP_ASSETS, create_shop_database
+from tests.support import SHOP_COUNTED, create_shop_database
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ async def test_a_run_connects_to_the_address_the_resolver_answered(runtime, pool
     reporter = await run_once(runtime, pool, integration, resolver, allow_private=True)
     outcome = reporter.log_events()[-1]
     assert outcome.type == "run.succeeded.v1", outcome.payload
-    assert outcome.payload.counts.assets_created == SHOP_ASSETS
+    assert outcome.payload.counts.assets_created == SHOP_COUNTED
     assert resolver.lookups == [NAME]  # once, by us: the driver never resolved the name
 
 

@@ -14,7 +14,17 @@ from typing import Any
 
 import asyncpg
 
-from services.connector.sources.base import AssetDict, SourceError, SourceReport, key_part, make_asset
+from services.connector.sources.base import (
+    AssetDict,
+    SourceError,
+    SourceReport,
+    container_asset,
+    foreign_key,
+    key_part,
+    normalized_type,
+    schema_asset,
+    table_asset,
+)
 from services.connector.sources.tls import pinned_tls_context
 from services.core.imports import LineageEdge
 from services.core.sources import CheckedAddresses
@@ -51,7 +61,7 @@ FROM pg_constraint con
 JOIN pg_class c ON c.oid = con.conrelid
 LEFT JOIN pg_class rc ON rc.oid = con.confrelid
 LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-WHERE con.contype IN ('p', 'f') AND c.relnamespace = ANY($1::oid[])
+WHERE con.contype IN ('p', 'u', 'f') AND c.relnamespace = ANY($1::oid[])
 ORDER BY con.conrelid, con.conname
 """
 
@@ -161,37 +171,28 @@ class PostgresSource:
                 if not s["usable"]:
                     self.report.warn(f"Schema {s['nspname']}: user '{user}' has no USAGE privilege on it, so its "
                                      f"objects are catalogued but their data cannot be read.")  # fmt: skip
-            schema_keys = {s["oid"]: f"{db}/{key_part(s['nspname'])}" for s in schemas}
-            # The database is an object of its own, below the connection (parent '', the root).
-            yield [make_asset(db, "database", self.config.database, "", {})] + [
-                make_asset(schema_keys[s["oid"]], "schema", s["nspname"], db, {"comment": s["comment"]})
-                for s in schemas
-            ]
+            # The database is the level above schemas: a container at the root, part of every key below it.
+            schema_assets = [schema_asset(db, s["nspname"], s["comment"]) for s in schemas]
+            schema_keys = {s["oid"]: asset["key"] for s, asset in zip(schemas, schema_assets, strict=True)}
+            yield [container_asset(self.config.database, "database"), *schema_assets]
             oids = list(schema_keys)
             relations = await conn.fetch(RELATIONS_SQL, oids)
-            constraints = await conn.fetch(CONSTRAINTS_SQL, oids)
-            primary_keys, foreign_keys = _constraints_by_relation(constraints)
+            keys = _keys_by_relation(await conn.fetch(CONSTRAINTS_SQL, oids))
             names = {s["oid"]: s["nspname"] for s in schemas}
             rel_keys: dict[int, str] = {}
             batch: list[AssetDict] = []
             for r in relations:
-                key = f"{schema_keys[r['relnamespace']]}/{key_part(r['relname'])}"
-                rel_keys[r["oid"]] = key
+                kind = RELKINDS[r["relkind"]]
                 if not r["readable"]:
-                    self.report.warn(f"{RELKINDS[r['relkind']]} {names[r['relnamespace']]}.{r['relname']}: user "
-                                     f"'{user}' has no SELECT privilege on it, so it is catalogued but its data "
-                                     "cannot be read.")  # fmt: skip
-                attributes: dict[str, Any] = {
-                    "schema": names[r["relnamespace"]],
-                    "type": RELKINDS[r["relkind"]],
-                    "comment": r["comment"],
-                    "primaryKey": primary_keys.get(r["oid"], []),
-                    "foreignKeys": foreign_keys.get(r["oid"], []),
-                }
-                if r["definition"] is not None:
-                    attributes["definition"] = r["definition"]
-                batch.append(make_asset(key, RELKINDS[r["relkind"]], r["relname"], schema_keys[r["relnamespace"]],
-                                        attributes))  # fmt: skip
+                    self.report.warn(f"{kind} {names[r['relnamespace']]}.{r['relname']}: user '{user}' has no SELECT "
+                                     "privilege on it, so it is catalogued but its data cannot be read.")  # fmt: skip
+                primary, unique, foreign = keys.get(r["oid"], ([], [], []))
+                table = table_asset(
+                    schema_keys[r["relnamespace"]], names[r["relnamespace"]], r["relname"], kind, comment=r["comment"],
+                    primary_key=primary, unique_keys=unique, foreign_keys=foreign, definition=r["definition"],
+                )  # fmt: skip
+                rel_keys[r["oid"]] = table["key"]
+                batch.append(table)
                 if len(batch) >= self._batch_size:
                     yield batch
                     batch = []
@@ -209,6 +210,7 @@ class PostgresSource:
                     "fingerprint": c["fingerprint"],
                     "attributes": {
                         "dataType": c["data_type"],
+                        "normalizedType": normalized_type(c["data_type"]),
                         "nullable": c["nullable"],
                         "ordinal": c["attnum"],
                         "comment": c["comment"],
@@ -223,19 +225,18 @@ class PostgresSource:
                 yield batch
 
 
-def _constraints_by_relation(
+def _keys_by_relation(
     rows: list[asyncpg.Record],
-) -> tuple[dict[int, list[str]], dict[int, list[dict[str, Any]]]]:
-    primary: dict[int, list[str]] = {}
-    foreign: dict[int, list[dict[str, Any]]] = {}
+) -> dict[int, tuple[list[str], list[list[str]], list[dict[str, Any]]]]:
+    """Each relation's primary key, unique keys and foreign keys."""
+    keys: dict[int, tuple[list[str], list[list[str]], list[dict[str, Any]]]] = {}
     for row in rows:
+        primary, unique, foreign = keys.setdefault(row["conrelid"], ([], [], []))
         if row["contype"] == "p":
-            primary[row["conrelid"]] = list(row["columns"])
+            primary.extend(row["columns"])
+        elif row["contype"] == "u":
+            unique.append(list(row["columns"]))
         else:
-            foreign.setdefault(row["conrelid"], []).append({
-                "name": row["conname"],
-                "columns": list(row["columns"]),
-                "references": {"schema": row["ref_schema"], "table": row["ref_table"],
-                               "columns": list(row["ref_columns"])},
-            })  # fmt: skip
-    return primary, foreign
+            foreign.append(foreign_key(row["conname"], row["columns"], row["ref_schema"], row["ref_table"],
+                                       row["ref_columns"]))  # fmt: skip
+    return keys

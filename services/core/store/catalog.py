@@ -21,7 +21,7 @@ from services.core.model import Principal
 
 # PostgreSQL's relation kinds besides "table" are tables whose native type is the kind; other kinds that are not
 # Secoda entity types (a dbt "test") are not resources at all.
-_TABLE_KINDS = ("view", "materialized_view", "foreign_table")
+_TABLE_KINDS = ("view", "materialized_view", "external_table", "foreign_table")
 _KINDS_SQL = "(" + ", ".join(f"'{kind}'" for kind in (*ENTITY_TYPES, *_TABLE_KINDS)) + ")"
 _TABLE_KINDS_SQL = "(" + ", ".join(f"'{kind}'" for kind in _TABLE_KINDS) + ")"
 _ENTITY_TYPE = f"CASE WHEN a.kind IN {_TABLE_KINDS_SQL} THEN 'table' ELSE a.kind END"

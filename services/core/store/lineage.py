@@ -16,7 +16,7 @@ _MATCH_TABLES = """
 SELECT r.i, t.integration_id, t.asset_key
 FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS r(i, db, sch, tbl)
 JOIN assets t ON lower(t.name) = r.tbl AND t.deleted_at IS NULL AND t.integration_id <> $5
-             AND t.kind IN ('table', 'view', 'materialized_view', 'foreign_table')
+             AND t.kind IN ('table', 'view', 'materialized_view', 'external_table', 'foreign_table')
 JOIN integrations i ON i.id = t.integration_id AND ($6::uuid IS NULL OR i.owning_team_id = $6)
 LEFT JOIN assets s ON s.integration_id = t.integration_id AND s.asset_key = t.parent_key AND s.deleted_at IS NULL
 LEFT JOIN assets d ON d.integration_id = t.integration_id AND d.asset_key = s.parent_key AND d.deleted_at IS NULL
