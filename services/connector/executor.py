@@ -63,6 +63,9 @@ log = structlog.get_logger()
 
 EDGES_PER_EVENT = 20_000  # lineage edges per LineageReported event (halved further if too large)
 READ_AHEAD_BATCHES = 2  # crawl batches read from the source ahead of the one being diffed and reported
+# How long a plug-in may take to stop its work at the source (KILL QUERY, a query's DELETE, an abort) and close:
+# a cancelled or failed run ends within seconds even when the source does not answer.
+SOURCE_CLOSE_TIMEOUT_S = 10.0
 
 
 class Phase(Enum):
@@ -209,7 +212,7 @@ class RunExecutor:
             lineage = await self._send_lineage(run, plugin)
             await self._send_warnings(run, plugin.report)
         finally:
-            await plugin.close()
+            await _close(plugin)
         await run.ledger.confirm()  # every asset batch arrived, or the run must not succeed
         counts = run.diff.counts
         message = f"Processed {counts.processed} assets: {counts.created} created, {counts.updated} updated, " \
@@ -367,6 +370,18 @@ class RunExecutor:
             "run_id": ctx.run_id,
             "owner": run.owner,
         }
+
+
+async def _close(plugin: SourcePlugin) -> None:
+    """Close the run's source within SOURCE_CLOSE_TIMEOUT_S: the run's outcome never waits on a source that hangs
+    (what is left of it at the source is logged)."""
+    try:
+        async with asyncio.timeout(SOURCE_CLOSE_TIMEOUT_S):
+            await plugin.close()
+    except TimeoutError:
+        log.warning("source_close_timed_out", timeout_s=SOURCE_CLOSE_TIMEOUT_S)
+    except Exception:
+        log.exception("source_close_failed")
 
 
 def _withheld_message(removal: Removal, ctx: RunContext) -> str:

@@ -386,6 +386,51 @@ async def test_a_failed_run_still_records_the_warnings_its_source_gave_before_it
     assert reporter.log_events()[1].payload.warnings == ["Schema hr: user 'reader' has no USAGE privilege on it"]
 
 
+class HangsAtTheSource:
+    """A source whose read never returns and whose close hangs too (a server that stopped answering)."""
+
+    def __init__(self) -> None:
+        self.report = SourceReport()
+        self.closing = asyncio.Event()
+
+    async def crawl(self) -> AsyncIterator[list[AssetDict]]:
+        await asyncio.Event().wait()
+        yield []
+
+    def lineage(self) -> list:
+        return []
+
+    async def close(self) -> None:
+        self.closing.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_cancel_ends_the_run_within_seconds_when_the_source_hangs_on_close(
+    runtime, pool, make_integration, source, monkeypatch
+):
+    monkeypatch.setattr("services.connector.executor.SOURCE_CLOSE_TIMEOUT_S", 0.5, raising=False)
+    integration = await postgres_integration(make_integration, source)
+    run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
+    reporter = RecordingReporter()
+    running = executor(pool, reporter)
+    hanging = HangsAtTheSource()
+
+    async def opened(*_: object) -> HangsAtTheSource:
+        return hanging
+
+    monkeypatch.setattr(running, "_open", opened)
+    handle = RunHandle(run.run_id)
+    handle.task = asyncio.create_task(running.execute(handle))
+
+    async def started() -> bool:
+        return "run.started.v1" in reporter.types()
+
+    await eventually(started, timeout=5)
+    handle.cancel("alice")
+    done, _ = await asyncio.wait({handle.task}, timeout=3)  # not wait_for: its own cancel would end the hang
+    assert done and hanging.closing.is_set() and reporter.types()[-1] == "run.cancelled.v1"
+
+
 class SlowReporter(RecordingReporter):
     """Sending takes a few turns of the loop, as a real producer's does: the source, read ahead, goes on meanwhile."""
 
