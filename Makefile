@@ -23,7 +23,9 @@ servers = STATE_DIR=$(1) PG_PORT=$(2) KAFKA_PORT=$(3) KAFKA_CONTROLLER_PORT=$(sh
 	KAFKA_SASL_PORT=$(shell expr $(3) + 2) KAFKA_SASL_USERS=sasl-test:sasl-test-secret \
 	DATABASE_URL=postgresql://postgres:ingest@127.0.0.1:$(2)/ingestion_test \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(3) APP_ENV=test
-TEST_ENV := $(call servers,.local/test,$(TEST_PG_PORT),$(TEST_KAFKA_PORT))
+# The source engines the platform tests crawl (infra/engines.sh), on ports of their own.
+TEST_ENGINES := MARIADB_PORT=13306 TRINO_PORT=18080 FAKESNOW_PORT=18085 BQEMULATOR_PORT=19050 MOTO_PORT=15000
+TEST_ENV := $(call servers,.local/test,$(TEST_PG_PORT),$(TEST_KAFKA_PORT)) $(TEST_ENGINES)
 
 .PHONY: install run stop infra-up infra-down migrate rebuild test test-unit lint bench clean
 
@@ -60,8 +62,9 @@ rebuild: install
 ## test: the whole suite (unit, integration, e2e) against a real Kafka broker and PostgreSQL server
 test: install
 	@$(TEST_ENV) bash infra/local.sh up
+	@$(TEST_ENV) bash infra/engines.sh up
 	@$(TEST_ENV) $(PY) -m pytest -q $(PYTEST_ARGS); status=$$?; \
-	  $(TEST_ENV) bash infra/local.sh down; exit $$status
+	  $(TEST_ENV) bash infra/engines.sh down; $(TEST_ENV) bash infra/local.sh down; exit $$status
 
 test-unit: install
 	@$(PY) -m pytest -q tests/unit

@@ -14,6 +14,7 @@ from services.core.sources.endpoints import (
     check_endpoints,
     private_sources_default,
 )
+from services.core.sources.mysql import MARIADB, MYSQL
 from services.core.sources.postgres import POSTGRES
 from services.core.sources.spec import SourcePlugin, SourceReport, SourceSpec
 from services.core.sources.uploads import CUSTOM, DBT_CORE
@@ -33,7 +34,9 @@ __all__ = [
     "supported_sources",
 ]
 
-SPECS: dict[Source, SourceSpec[Any, Any]] = {spec.source: spec for spec in (POSTGRES, CUSTOM, DBT_CORE)}
+SPECS: dict[Source, SourceSpec[Any, Any]] = {
+    spec.source: spec for spec in (POSTGRES, MYSQL, MARIADB, CUSTOM, DBT_CORE)
+}
 
 
 def supported_sources() -> list[str]:
