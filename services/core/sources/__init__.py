@@ -14,6 +14,7 @@ from services.core.sources.endpoints import (
     check_endpoints,
     private_sources_default,
 )
+from services.core.sources.glue import GLUE
 from services.core.sources.mysql import MARIADB, MYSQL
 from services.core.sources.postgres import POSTGRES
 from services.core.sources.spec import SourcePlugin, SourceReport, SourceSpec
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 SPECS: dict[Source, SourceSpec[Any, Any]] = {
-    spec.source: spec for spec in (POSTGRES, MYSQL, MARIADB, CUSTOM, DBT_CORE)
+    spec.source: spec for spec in (POSTGRES, MYSQL, MARIADB, GLUE, CUSTOM, DBT_CORE)
 }
 
 
