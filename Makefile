@@ -24,7 +24,7 @@ servers = STATE_DIR=$(1) PG_PORT=$(2) KAFKA_PORT=$(3) KAFKA_CONTROLLER_PORT=$(sh
 	DATABASE_URL=postgresql://postgres:ingest@127.0.0.1:$(2)/ingestion_test \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(3) APP_ENV=test
 # The source engines the platform tests crawl (infra/engines.sh), on ports of their own.
-TEST_ENGINES := MARIADB_PORT=13306 TRINO_PORT=18080 FAKESNOW_PORT=18085 BQEMULATOR_PORT=19050 MOTO_PORT=15000
+TEST_ENGINES := MARIADB_PORT=13306 TRINO_PORT=18080 TRINO_HTTPS_PORT=18443 FAKESNOW_PORT=18085 BQEMULATOR_PORT=19050 MOTO_PORT=15000
 TEST_ENV := $(call servers,.local/test,$(TEST_PG_PORT),$(TEST_KAFKA_PORT)) $(TEST_ENGINES)
 
 .PHONY: install run stop infra-up infra-down migrate rebuild test test-unit lint bench clean

@@ -18,6 +18,7 @@ from services.core.sources.glue import GLUE
 from services.core.sources.mysql import MARIADB, MYSQL
 from services.core.sources.postgres import POSTGRES
 from services.core.sources.snowflake import SNOWFLAKE
+from services.core.sources.trino import TRINO
 from services.core.sources.spec import SourcePlugin, SourceReport, SourceSpec
 from services.core.sources.uploads import CUSTOM, DBT_CORE
 
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 SPECS: dict[Source, SourceSpec[Any, Any]] = {
-    spec.source: spec for spec in (POSTGRES, MYSQL, MARIADB, SNOWFLAKE, GLUE, CUSTOM, DBT_CORE)
+    spec.source: spec for spec in (POSTGRES, MYSQL, MARIADB, SNOWFLAKE, TRINO, GLUE, CUSTOM, DBT_CORE)
 }
 
 
