@@ -11,6 +11,8 @@ export API_PORT ?= 8080
 export DATABASE_URL ?= postgresql://postgres:ingest@127.0.0.1:$(PG_PORT)/ingestion
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 export BOOTSTRAP_API_KEY ?= dev-admin-key
+# SQLite and DuckDB integrations may only name files under this directory.
+export FILE_SOURCES_ROOT ?= $(CURDIR)/.local/files
 
 # Tests get their own broker, server and ports, so they never touch a running `make run`
 # (override TEST_*_PORT to run two suites side by side, e.g. from two checkouts).
@@ -25,7 +27,8 @@ servers = STATE_DIR=$(1) PG_PORT=$(2) KAFKA_PORT=$(3) KAFKA_CONTROLLER_PORT=$(sh
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(3) APP_ENV=test
 # The source engines the platform tests crawl (infra/engines.sh), on ports of their own.
 TEST_ENGINES := MARIADB_PORT=13306 TRINO_PORT=18080 TRINO_HTTPS_PORT=18443 FAKESNOW_PORT=18085 BQEMULATOR_PORT=19050 MOTO_PORT=15000
-TEST_ENV := $(call servers,.local/test,$(TEST_PG_PORT),$(TEST_KAFKA_PORT)) $(TEST_ENGINES)
+TEST_ENV := $(call servers,.local/test,$(TEST_PG_PORT),$(TEST_KAFKA_PORT)) $(TEST_ENGINES) \
+	FILE_SOURCES_ROOT=$(CURDIR)/.local/test/files
 
 .PHONY: install run stop infra-up infra-down migrate rebuild test test-unit lint bench clean
 
@@ -48,6 +51,7 @@ migrate: infra-up
 
 ## run: install, start Kafka + Postgres, migrate, start api/scheduler/connector/projector (Ctrl-C stops all)
 run: migrate
+	@mkdir -p "$(FILE_SOURCES_ROOT)"
 	@bash infra/run_services.sh
 
 ## stop: stop the services and the local Kafka and Postgres

@@ -309,16 +309,19 @@ class IntegrationService:
         config = spec.parse_config(configuration)
         creds = spec.parse_credentials(credentials) if credentials is not None else None
         if creds is None and spec.secret_fields:
-            if stored is None or not stored.has_credentials:
+            if stored is not None and stored.has_credentials:
+                # The stored credentials may only go where, and as whom, they were entered for.
+                changed = spec.changed_identity(stored.configuration, config)
+                if changed:
+                    raise CredentialsRequired(
+                        f"Changing {', '.join(changed)} changes where or as whom the stored credentials are sent; "
+                        f"send `credentials` ({', '.join(sorted(spec.secret_fields))}) in the same request.",
+                        field="credentials",
+                    )
+            elif spec.credentials_optional:
+                creds = spec.parse_credentials({})  # the platform needs none here, and none are stored
+            else:
                 raise InvalidInput(f"credentials are required for source '{source.value}'", field="credentials")
-            # The stored credentials may only go where, and as whom, they were entered for.
-            changed = spec.changed_identity(stored.configuration, config)
-            if changed:
-                raise CredentialsRequired(
-                    f"Changing {', '.join(changed)} changes where or as whom the stored credentials are sent; "
-                    f"send `credentials` ({', '.join(sorted(spec.secret_fields))}) in the same request.",
-                    field="credentials",
-                )
         if not self._allow_private:
             await check_endpoints(spec.endpoints(config), allow_private=False, resolver=self._resolver)
         return config.model_dump(by_alias=True), creds.model_dump(by_alias=True) if creds else None

@@ -113,8 +113,10 @@ class Client:
         self.key = key
 
     async def call(self, method: str, path: str, json: Any = None, data: Any = None,
-                   key: str | None = None) -> tuple[int, Any, Any]:  # fmt: skip
-        headers = {"x-api-key": key or self.key} if (key or self.key) else {}
+                   key: str | None = None, bearer: bool = False) -> tuple[int, Any, Any]:  # fmt: skip
+        """`bearer`: the key as `Authorization: Bearer` (Secoda's way), not `x-api-key`."""
+        used = key or self.key
+        headers = ({"Authorization": f"Bearer {used}"} if bearer else {"x-api-key": used}) if used else {}
         async with self._session.request(method, self._base + path, json=json, data=data, headers=headers) as r:
             body = await r.json(content_type=None) if r.content_length != 0 else None
             return r.status, body, r.headers

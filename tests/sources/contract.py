@@ -73,6 +73,22 @@ class ContractPlatform(Protocol):
     def bad_credentials(self) -> dict[str, Any] | None: ...
 
 
+def require(platform: ContractPlatform) -> None:
+    """Skip a test of a platform whose engine is not running here; in CI (which starts every engine) fail it."""
+    import pytest
+
+    reason = platform.unavailable()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{platform.name}: {reason}")
+        pytest.skip(reason)
+
+
+def counted_assets(expected: Expected) -> int:
+    """How many assets a first crawl of the fixture counts (every asset but the containers at the root)."""
+    return sum(kind != "database" or "/" in key for key, kind in expected.assets.items())
+
+
 def listening(port_variable: str, default: int) -> tuple[int, str | None]:
     """The port an engine's test instance listens on (from the environment `make test` sets), and why it cannot be
     used if nothing listens there."""

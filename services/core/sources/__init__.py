@@ -14,12 +14,14 @@ from services.core.sources.endpoints import (
     check_endpoints,
     private_sources_default,
 )
+from services.core.sources.files import DUCKDB, SQLITE
 from services.core.sources.glue import GLUE
+from services.core.sources.kafka import KAFKA
 from services.core.sources.mysql import MARIADB, MYSQL
 from services.core.sources.postgres import POSTGRES
 from services.core.sources.snowflake import SNOWFLAKE
-from services.core.sources.trino import TRINO
 from services.core.sources.spec import SourcePlugin, SourceReport, SourceSpec
+from services.core.sources.trino import TRINO
 from services.core.sources.uploads import CUSTOM, DBT_CORE
 
 __all__ = [
@@ -38,7 +40,8 @@ __all__ = [
 ]
 
 SPECS: dict[Source, SourceSpec[Any, Any]] = {
-    spec.source: spec for spec in (POSTGRES, MYSQL, MARIADB, SNOWFLAKE, TRINO, GLUE, CUSTOM, DBT_CORE)
+    spec.source: spec
+    for spec in (POSTGRES, MYSQL, MARIADB, SNOWFLAKE, TRINO, GLUE, KAFKA, SQLITE, DUCKDB, CUSTOM, DBT_CORE)
 }
 
 

@@ -123,6 +123,11 @@ class SourceSpec(Generic[ConfigT, CredentialsT]):
         return [f"configuration.{_alias(self.config_model, name)}" for name in changed]
 
     @property
+    def credentials_optional(self) -> bool:
+        """Whether the platform can be used with no secret at all (Kafka without SASL, Trino over plain HTTP)."""
+        return not any(f.is_required() for f in self.credentials_model.model_fields.values())
+
+    @property
     def crawled(self) -> bool:
         return self.plugin is not None
 
