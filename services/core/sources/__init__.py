@@ -6,6 +6,7 @@ from typing import Any
 
 from services.core.errors import InvalidInput
 from services.core.model import Source
+from services.core.sources.bigquery import BIGQUERY
 from services.core.sources.endpoints import (
     CheckedAddresses,
     Endpoint,
@@ -41,7 +42,7 @@ __all__ = [
 
 SPECS: dict[Source, SourceSpec[Any, Any]] = {
     spec.source: spec
-    for spec in (POSTGRES, MYSQL, MARIADB, SNOWFLAKE, TRINO, GLUE, KAFKA, SQLITE, DUCKDB, CUSTOM, DBT_CORE)
+    for spec in (POSTGRES, MYSQL, MARIADB, SNOWFLAKE, TRINO, BIGQUERY, GLUE, KAFKA, SQLITE, DUCKDB, CUSTOM, DBT_CORE)
 }
 
 
