@@ -31,6 +31,10 @@ START_TIMEOUT=${BQEMULATOR_START_TIMEOUT:-90}
 
 log() { printf '[bqemulator] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+NAME=bqemulator
+PORT=$BQEMULATOR_PORT
+# shellcheck source=infra/engines/lib.sh
+. "$ROOT/infra/engines/lib.sh"
 
 port_free() {  # true when nothing listens on 127.0.0.1:$1
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -73,8 +77,6 @@ install_venv() {  # once per set of requirements; a half-made venv (no stamp) is
   printf '%s' "$REQUIREMENTS" >"$VENV/.complete"
 }
 
-running() { [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null; }
-
 start_server() {
   mkdir -p "$DIR"
   if running; then log "already running (pid $(cat "$DIR/pid"))"; return; fi
@@ -106,27 +108,10 @@ wait_ready() {
   log "ready on 127.0.0.1:$BQEMULATOR_PORT"
 }
 
-stop_server() {
-  if running; then
-    local pid; pid=$(cat "$DIR/pid")
-    log "stopping bqemulator (pid $pid)"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$DIR/pid"
+up() {
+  install_venv
+  start_server
+  wait_ready
 }
 
-case "${1:-}" in
-  up)
-    install_venv
-    start_server
-    wait_ready
-    ;;
-  down) stop_server ;;
-  status)
-    if running; then echo "bqemulator: running on 127.0.0.1:$BQEMULATOR_PORT (pid $(cat "$DIR/pid"))"
-    else echo "bqemulator: stopped"; fi
-    ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
-esac
+engine_main "$@"

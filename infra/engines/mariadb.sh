@@ -26,6 +26,11 @@ START_TIMEOUT=${MARIADB_START_TIMEOUT:-90}
 
 log() { printf '[mariadb] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+NAME=mariadb
+PORT=$MARIADB_PORT
+STOP_WAIT_S=30
+# shellcheck source=infra/engines/lib.sh
+. "$ROOT/infra/engines/lib.sh"
 
 port_free() {  # true when nothing listens on 127.0.0.1:$1
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -88,8 +93,6 @@ as_owner() {  # run as the account that owns the data dir: `mysql` when we are r
   if [ "$(id -u)" = 0 ]; then runuser -u mysql -- "$@"; else "$@"; fi
 }
 
-running() { [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null; }
-
 admin() {  # mariadb-admin over TCP as root, the way the tests log in
   MYSQL_PWD=$MARIADB_PASSWORD mariadb-admin --no-defaults --protocol=tcp -h 127.0.0.1 -P "$MARIADB_PORT" -u root \
     --connect-timeout=2 "$@"
@@ -147,27 +150,10 @@ wait_ready() {
   log "ready on 127.0.0.1:$MARIADB_PORT"
 }
 
-stop_server() {
-  if running; then
-    local pid; pid=$(cat "$DIR/pid")
-    log "stopping mariadbd (pid $pid)"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$DIR/pid"
+up() {
+  install_packages
+  start_server
+  wait_ready
 }
 
-case "${1:-}" in
-  up)
-    install_packages
-    start_server
-    wait_ready
-    ;;
-  down) stop_server ;;
-  status)
-    if running; then echo "mariadb: running on 127.0.0.1:$MARIADB_PORT (pid $(cat "$DIR/pid"))"
-    else echo "mariadb: stopped"; fi
-    ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
-esac
+engine_main "$@"

@@ -22,12 +22,15 @@ DIR=$STATE_DIR/engines/moto
 
 log() { printf '[moto] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+NAME=moto
+PORT=$MOTO_PORT
+STOP_GROUP=1
+# shellcheck source=infra/engines/lib.sh
+. "$ROOT/infra/engines/lib.sh"
 
 port_free() {  # true when nothing listens on 127.0.0.1:$1
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
-
-running() { [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null; }
 
 answers() {  # moto's own API answers on the port: it is moto, and it is ready
   "$VENV/bin/python" - "$MOTO_PORT" <<'EOF' >/dev/null 2>&1
@@ -78,22 +81,8 @@ wait_ready() {
   log "ready on 127.0.0.1:$MOTO_PORT"
 }
 
-stop() {
-  if running; then
-    local pid; pid=$(cat "$DIR/pid")
-    log "stopping moto_server (pid $pid)"
-    kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 -- "-$pid" 2>/dev/null || true
-  fi
-  rm -f "$DIR/pid"
+up() {
+  start
 }
 
-case "${1:-}" in
-  up) start ;;
-  down) stop ;;
-  status)
-    if running; then echo "moto: running on 127.0.0.1:$MOTO_PORT (pid $(cat "$DIR/pid"))"; else echo "moto: stopped"; fi
-    ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
-esac
+engine_main "$@"
