@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from services.api.context import deps, principal
 from services.api.immuta import (
-    IMMUTA_SOURCES,
-    TECHNOLOGY,
-    ReplacedConnection,
     connection_fields,
+    connection_source_values,
     immuta_connection,
-    replaced_configuration,
+    immuta_field_names,
+    replace_model,
+    technology_of,
 )
 from services.api.params import bool_param, checked_text, choice_param, int_param, json_body, text_param
 from services.api.problems import BadRequest
@@ -60,7 +60,7 @@ def v1_object_json(obj: DataObject) -> dict[str, Any]:
     settings = obj.settings
     return {
         "objectPath": obj.path,
-        "technology": TECHNOLOGY.get(obj.connection.source, obj.connection.source.value),
+        "technology": technology_of(obj.connection.source),
         "state": "active" if obj.active else "inactive",
         "settings": {
             name: {
@@ -120,10 +120,10 @@ async def get_connection(request: web.Request) -> web.Response:
 async def put_connection(request: web.Request) -> web.Response:
     key = request.match_info["connectionKey"]
     current = await immuta_connection(request, key)  # 404 before 400
-    body = await json_body(request, ReplacedConnection)
-    sent = body.connection
-    configuration = replaced_configuration(current, sent)
-    _, run = await deps(request).connections.replace(principal(request), key, configuration, sent.credentials())
+    sent = (await json_body(request, replace_model(current.source))).connection
+    configuration = sent.replaced_configuration(current.configuration)
+    with immuta_field_names(current.source):
+        _, run = await deps(request).connections.replace(principal(request), key, configuration, sent.credentials())
     return web.json_response({"objectPath": [key], "bulkId": str(run.task_id)})
 
 
@@ -147,8 +147,9 @@ def _search_params(request: web.Request) -> tuple[str, str, int, int, str | None
 @routes.post("/object/search")
 async def search_roots(request: web.Request) -> web.Response:
     sort, order, offset, limit, text = _search_params(request)
-    total, roots = await deps(request).objects.roots(principal(request), IMMUTA_SOURCES, text, sort, order, offset,
-                                                     limit)  # fmt: skip
+    total, roots = await deps(request).objects.roots(
+        principal(request), connection_source_values(), text, sort, order, offset, limit
+    )
     return web.json_response({"count": total, "hits": [v1_object_json(o) for o in roots]})
 
 

@@ -8,32 +8,32 @@ from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.api.context import deps, principal
 from services.api.immuta import (
     CURSOR,
-    IMMUTA_SOURCES,
     SYSTEM,
-    TECHNOLOGY,
-    ConnectionPatch,
     NewConnection,
     connection_fields,
+    connection_source_values,
     decode_cursor,
     encode_cursor,
     immuta_connection,
+    immuta_field_names,
     page_json,
     page_limit,
+    patch_model,
     principal_text,
+    technology_of,
 )
 from services.api.params import bool_param, choice_param, json_body, text_param, uuid_path
 from services.api.problems import BadRequest
 from services.api.render import iso
 from services.core.connections import require_state
 from services.core.data_objects import DataObject, Keyset, Page
-from services.core.integrations import IntegrationFields
 from services.core.model import ConnectionState, Integration
-from services.core.objects import SettingsChange, kinds_of
+from services.core.objects import OBJECT_KINDS, SettingsChange, kinds_of
 from services.core.runs import RunState, RunStatus
 from services.core.store.objects import ObjectFilter
 from services.core.store.run_reads import TaskFilter
@@ -70,7 +70,7 @@ def object_json(obj: DataObject) -> dict[str, Any]:
         "name": obj.name,
         "type": obj.kind,
         "normalizedType": obj.normalized_type,
-        "technology": TECHNOLOGY.get(obj.connection.source, obj.connection.source.value),
+        "technology": technology_of(obj.connection.source),
         "remoteId": obj.remote_id,
         "lastSyncedAt": iso(obj.last_synced_at or obj.created_at),
         "connectionKey": obj.connection.external_id,
@@ -117,7 +117,7 @@ async def list_connections(request: web.Request) -> web.Response:
     limit = page_limit(request)
     after = decode_cursor(text_param(request, CURSOR), ("key",))
     items, more = await deps(request).integrations.list_after(
-        principal(request), after["key"] if after else None, limit, sources=IMMUTA_SOURCES
+        principal(request), after["key"] if after else None, limit, sources=connection_source_values()
     )
     cursor = encode_cursor({"key": items[-1].external_id}) if more else None
     return web.json_response({"connections": [connection_json(i) for i in items], "page": page_json(cursor)})
@@ -125,8 +125,9 @@ async def list_connections(request: web.Request) -> web.Response:
 
 @routes.post("")
 async def create_connection(request: web.Request) -> web.Response:
-    spec = await json_body(request, NewConnection)
-    created, _ = await deps(request).connections.register(principal(request), spec.integration())
+    new = (await json_body(request, NewConnection)).integration()
+    with immuta_field_names(new.source):
+        created, _ = await deps(request).connections.register(principal(request), new)
     return web.json_response(connection_json(created), status=201)
 
 
@@ -144,15 +145,13 @@ async def get_connection(request: web.Request) -> web.Response:
 async def patch_connection(request: web.Request) -> web.Response:
     connection = await _connection(request)
     dry_run = bool_param(request, "dryRun") or False
-    patch = await json_body(request, ConnectionPatch)
-    sent = patch.connection  # a "[REDACTED]" password means unchanged: no credentials then
-    changes = IntegrationFields()
-    if sent.model_fields_set:
-        changes = IntegrationFields(configuration=sent.configuration(), credentials=sent.credentials())
-    updated = await deps(request).integrations.update(
-        principal(request), connection.external_id, changes, dry_run=dry_run,
-        precondition=require_state(ConnectionState.ACTIVE, ConnectionState.UNHEALTHY, action="a PATCH"),
-    )  # fmt: skip
+    patch = await json_body(request, patch_model(connection.source))
+    changes = patch.connection.changes()  # a "[REDACTED]" secret means unchanged: no credentials then
+    with immuta_field_names(connection.source):
+        updated = await deps(request).integrations.update(
+            principal(request), connection.external_id, changes, dry_run=dry_run,
+            precondition=require_state(ConnectionState.ACTIVE, ConnectionState.UNHEALTHY, action="a PATCH"),
+        )  # fmt: skip
     return web.json_response(connection_json(updated))
 
 
@@ -208,12 +207,20 @@ class ObjectSearch(BaseModel):
 
     connectionKey: str = Field(min_length=1)
     name: str | None = None
-    type: Literal["connection", "database", "schema", "table", "view", "materialized_view", "foreign_table"] | None = (
-        None
-    )
+    type: str | None = None  # the native kind in lower case (A8), of any platform
     normalizedType: Literal["CONNECTION", "DATABASE", "SCHEMA", "TABLE"] | None = None
     remoteId: str | None = None
     page: PageRequest = Field(default_factory=PageRequest)
+
+    @field_validator("type")
+    @classmethod
+    def _known_kind(cls, value: str | None) -> str | None:
+        if value is not None and value not in DATA_OBJECT_TYPES:
+            raise ValueError(f"type must be one of: {', '.join(DATA_OBJECT_TYPES)}")
+        return value
+
+
+DATA_OBJECT_TYPES = ("connection", *OBJECT_KINDS)
 
 
 def _kinds(search: ObjectSearch) -> list[str] | None:

@@ -11,25 +11,28 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.api.context import deps, principal
 from services.api.multipart import read_parts
 from services.api.params import json_body, text_param
 from services.api.problems import BadRequest
 from services.api.render import iso
-from services.core.errors import AlreadyRunning, Conflict, InvalidInput, NotFound, field_errors
+from services.core.errors import AlreadyRunning, Conflict, InvalidInput, NotFound
 from services.core.imports.formats import FORMATS, Format
 from services.core.integrations import NewIntegration
 from services.core.model import Integration, Source
+from services.core.sources import SPECS, SourceSpec, spec_for
 
 PAGE_SIZE = 50
 # Secoda shows a workspace id on every integration; this product is one workspace.
 WORKSPACE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ingestion-control-plane/workspace"))
-TYPES = ("custom", "dbt_core", "postgres")
+# Secoda's type strings where they differ from our source values (none do yet); a platform Secoda has no type for
+# (sqlite, duckdb) shows under ours. Every platform with a spec can be created: crawled ones and uploads alike.
+TYPE_NAMES: dict[Source, str] = {}
 
 routes = web.RouteTableDef()  # under /api/v1
 v2_routes = web.RouteTableDef()  # under /api/v2
@@ -56,7 +59,7 @@ def integration_json(integration: Integration) -> dict[str, Any]:
         "created_at": iso(integration.created_at),
         "updated_at": iso(integration.updated_at),
         "name": integration.name,
-        "type": integration.source.value,
+        "type": type_of(integration.source),
         "credentials": {},  # write-only: never returned
         "workspace_id": WORKSPACE_ID,
         "ssh_tunnel": None,
@@ -72,6 +75,15 @@ def integration_json(integration: Integration) -> dict[str, Any]:
         "preview_access_groups": [],
         "teams": teams,
     }
+
+
+def type_of(source: Source) -> str:
+    return TYPE_NAMES.get(source, source.value)
+
+
+def source_of_type(name: str) -> Source | None:
+    """The platform a Secoda type names, if it can be created (SPECS is read per call: platforms join it)."""
+    return next((source for source in SPECS if type_of(source) == name), None)
 
 
 def page_number(request: web.Request) -> int:
@@ -105,8 +117,9 @@ def list_response(request: web.Request, results: list[Any], total: int, page: in
 @both(routes, "GET", "/integration/integrations")
 async def list_integrations(request: web.Request) -> web.Response:
     page = page_number(request)
-    source = text_param(request, "type")
-    if source is not None and source not in {s.value for s in Source}:
+    kind = text_param(request, "type")
+    source = next((s.value for s in Source if type_of(s) == kind), None)
+    if kind is not None and source is None:
         return web.json_response(list_response(request, [], 0, page))  # an unknown type matches nothing
     total, items = await deps(request).integrations.page_by_creation(principal(request), source, page - 1, PAGE_SIZE)
     return web.json_response(list_response(request, [integration_json(i) for i in items], total, page))
@@ -119,50 +132,65 @@ class NewSecodaIntegration(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(default="Untitled", min_length=1, max_length=200)
-    type: Literal["custom", "dbt_core", "postgres"]
+    type: str
     teams: list[str] = Field(default_factory=list, max_length=1)
     credentials: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("type")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if source_of_type(value) is None:
+            raise ValueError(f"type must be one of: {', '.join(sorted(type_of(source) for source in SPECS))}")
+        return value
 
-class PostgresCredentials(BaseModel):
-    """Secoda's PostgreSQL credentials: where and as whom to connect (our configuration) and the password."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str
-    port: int = 5432
-    database: str
-    user: str
-    password: str
-    sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    @property
+    def source(self) -> Source:
+        source = source_of_type(self.type)
+        assert source is not None  # checked by the validator
+        return source
 
 
 def _configuration(body: NewSecodaIntegration) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    if body.type != "postgres":
+    """(configuration, credentials) of the integration: Secoda sends both in `credentials`."""
+    spec = spec_for(body.source)
+    if not spec.crawled:
         if body.credentials:
             raise InvalidInput(f"credentials of a {body.type} integration should always be empty {{}}.",
                                field="credentials")  # fmt: skip
         return {}, None
-    sent = PostgresCredentials.model_validate(body.credentials)
-    configuration = {"host": sent.host, "port": sent.port, "database": sent.database, "username": sent.user}
-    if sent.sslmode is not None:
-        configuration["sslmode"] = sent.sslmode
-    return configuration, {"password": sent.password}
+    return split_credentials(spec, body.credentials)
+
+
+def split_credentials(spec: SourceSpec[Any, Any], sent: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Secoda's one `credentials` object split into our configuration and credentials by the spec's field names
+    (`user` is Secoda's `username`), each checked by the spec's models (errors name `credentials.<field>`)."""
+    secrets = spec.secret_fields
+    configured = {field.alias or name for name, field in spec.config_model.model_fields.items()}
+    if "username" in configured and "user" in sent:
+        if "username" in sent:
+            raise InvalidInput("credentials.user: send `user` or `username`, not both.", field="credentials.user")
+        sent = {("username" if name == "user" else name): value for name, value in sent.items()}
+    unknown = sorted(set(sent) - secrets - configured)
+    if unknown:
+        known = sorted("user" if name == "username" else name for name in configured | secrets)
+        raise InvalidInput(f"credentials.{unknown[0]}: not a field of a {spec.name} integration; its fields: "
+                           f"{', '.join(known)}.", field=f"credentials.{unknown[0]}")  # fmt: skip
+    configuration = {name: value for name, value in sent.items() if name in configured}
+    credentials = {name: value for name, value in sent.items() if name in secrets}
+    spec.parse_config(configuration)  # a 400 before the team is looked up (the create checks them again)
+    spec.parse_credentials(credentials)
+    return configuration, credentials
 
 
 @both(routes, "POST", "/integration/integrations")
 async def create_integration(request: web.Request) -> web.Response:
     body = await json_body(request, NewSecodaIntegration)
-    try:
-        configuration, credentials = _configuration(body)
-    except ValidationError as invalid:  # named by field, never echoing a value (a password)
-        problems = field_errors(invalid, "credentials")
-        raise BadRequest("; ".join(f"{f}: {m}" for f, m in problems), errors=problems) from None
+    configuration, credentials = _configuration(body)
     service = deps(request).integrations
     team = await _team(request, body.teams) if body.teams else await service.default_team(principal(request))
     integration_id = uuid.uuid4()
     spec = NewIntegration(
-        externalId=str(integration_id), name=body.name, source=Source(body.type), configuration=configuration,
+        externalId=str(integration_id), name=body.name, source=body.source, configuration=configuration,
         credentials=credentials, owningTeamExternalId=team,
     )  # fmt: skip
     created = await service.create(principal(request), spec, integration_id=integration_id)

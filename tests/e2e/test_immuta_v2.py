@@ -205,7 +205,7 @@ async def test_invalid_create_bodies_are_400_naming_the_field_never_409(
         ({"connection": connection}, "connectionKey"),
         ({"connectionKey": key}, "connection"),
         ({"connectionKey": key, "connection": "postgres://x"}, "connection"),
-        ({"connectionKey": key, "connection": connection | {"technology": "Snowflake"}}, "technology"),
+        ({"connectionKey": key, "connection": connection | {"technology": "Databricks"}}, "technology"),  # no spec
         ({"connectionKey": key, "connection": connection | {"port": "5432x"}}, "port"),
         ({"connectionKey": key, "connection": connection | {"username": 42}}, "username"),
         ({"connectionKey": key, "connection": without["hostname"]}, "hostname"),
@@ -259,7 +259,8 @@ async def test_connections_are_listed_by_key_in_stable_cursor_pages(api: ImmutaC
     assert [k for k in listed if k in mine] == mine, listed
     for page in pages:
         for connection in page:
-            assert connection["connection"]["password"] == REDACTED, connection
+            if connection["connectionKey"] in mine:  # (other tests' connections may be of platforms without one)
+                assert connection["connection"]["password"] == REDACTED, connection
             assert connection["state"] in {"ACTIVE", "INACTIVE", "UNHEALTHY"}, connection
     # No gaps: the small pages hold exactly what the big ones hold, in the same order.
     big = await get_pages(api, "/api/connections", "connections", 100)

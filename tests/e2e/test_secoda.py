@@ -65,7 +65,7 @@ async def test_bad_creates_are_400s_naming_the_field_and_store_nothing(secoda: S
     _, before = await secoda.call("GET", BASE)
     for body, field in [
         ({"name": "x"}, "type"),
-        ({"type": "snowflake"}, "type"),
+        ({"type": "databricks"}, "type"),  # a platform with no spec
         ({"type": "custom", "credentials": {"token": "x"}}, "credentials"),
         ({"type": "custom", "teams": ["no-such-team"]}, "teams"),
         ({"type": "postgres", "credentials": {"host": "db"}}, "credentials"),

@@ -19,12 +19,11 @@ from services.api.immuta import (
     RESERVED_KEYS,
     ConnectionFields,
     NewConnection,
-    ReplacedConnection,
     check_key,
     decode_cursor,
     encode_cursor,
     page_limit,
-    replaced_configuration,
+    replace_model,
 )
 from services.api.immuta_v1 import object_path, v1_object_json
 from services.api.problems import IMMUTA, STYLE, BadRequest, error_response
@@ -122,8 +121,10 @@ def test_a_new_connection_with_the_redacted_placeholder_as_its_password_is_refus
     assert error.value.errors[0][0] == "connection.password"
 
 
-@pytest.mark.parametrize("technology", ["Snowflake", "Databricks", "postgresql", "POSTGRESQL", "postgres", "", None, 1])
-def test_a_new_connection_of_another_technology_is_refused(technology):
+@pytest.mark.parametrize(
+    "technology", ["Databricks", "postgresql", "POSTGRESQL", "postgres", "", None, 1, ["PostgreSQL"]]
+)
+def test_a_new_connection_of_a_technology_no_crawled_platform_has_is_refused(technology):
     with pytest.raises(ValidationError) as error:
         NewConnection.model_validate({"connectionKey": "k", "connection": connection(technology=technology)})
     assert any(e["loc"] == ("connection", "technology") for e in error.value.errors())
@@ -137,7 +138,7 @@ def test_a_new_connection_without_a_required_field_is_refused_naming_it(missing,
         NewConnection.model_validate({"connectionKey": "k", "connection": body})
     assert [e["loc"] for e in error.value.errors()] == [("connection", missing)]
     with pytest.raises(ValidationError):
-        ReplacedConnection.model_validate({"connection": body})  # v1 PUT: a full replacement too
+        replace_model(Source.POSTGRES).model_validate({"connection": body})  # v1 PUT: a full replacement too
 
 
 @pytest.mark.parametrize(
@@ -408,14 +409,15 @@ def test_a_full_replace_keeps_our_extensions_the_body_leaves_out():
     stored = dataclasses.replace(CONNECTION, configuration={
         "host": "old", "port": 5432, "database": "db", "username": "u", "sslmode": "verify-full",
         "includeSchemas": ["sales"]})  # fmt: skip
-    sent = ReplacedConnection.model_validate({"connection": {
+    sent = replace_model(Source.POSTGRES).model_validate({"connection": {
         "technology": "PostgreSQL", "hostname": "new", "port": 6432, "database": "db2", "username": "u2",
         "password": "pw"}}).connection  # fmt: skip
-    assert replaced_configuration(stored, sent) == {
+    assert sent.replaced_configuration(stored.configuration) == {
         "host": "new", "port": 6432, "database": "db2", "username": "u2", "sslmode": "verify-full",
         "includeSchemas": ["sales"]}  # fmt: skip
     again = ConnectionFields.model_validate({"hostname": "h", "sslmode": "disable", "includeSchemas": []})
-    assert replaced_configuration(stored, again) == {"host": "h", "sslmode": "disable", "includeSchemas": []}
+    assert again.replaced_configuration(stored.configuration) == {"host": "h", "sslmode": "disable",
+                                                                  "includeSchemas": []}  # fmt: skip
 
 
 # ---- errors in Immuta's field names ----------------------------------------------------------------
