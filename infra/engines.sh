@@ -11,7 +11,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ENGINES=${ENGINES:-$(cd "$ROOT/infra/engines" && ls -- *.sh | sed 's/\.sh$//' | tr '\n' ' ')}
+# Every script in infra/engines but lib.sh (what they share).
+ENGINES=${ENGINES:-$(cd "$ROOT/infra/engines" && ls -- *.sh | grep -vx lib.sh | sed 's/\.sh$//' | tr '\n' ' ')}
 command=${1:-status}
 logs=${STATE_DIR:-$ROOT/.local/test}
 case "$logs" in /*) ;; *) logs=$ROOT/$logs ;; esac
