@@ -184,15 +184,21 @@ HAVING count(*) FILTER (WHERE type = 'run.started.v1') > 1
 """
 # A successful run's staged batches add up to its counts (a lost batch would not), and every source is the
 # unchanged shop catalog, so it saw all of it and the store holds all of it.
+# The counted assets a run's batches carried (the database, the level above schemas, is sent but not counted; the
+# campaign never deletes one, so deleted keys are all counted).
 _BATCHES = """
+WITH sent AS (
+    SELECT e.run_id, jsonb_array_length(e.payload -> 'deleted') AS deleted,
+           (SELECT count(*) FROM jsonb_array_elements(e.payload -> 'upserted') u
+            WHERE NOT (u ->> 'kind' = 'database' AND u ->> 'parent_key' = '')) AS upserted
+    FROM run_events e WHERE e.run_id = ANY($1::uuid[]) AND e.type = 'run.assets_changed.v1')
 SELECT r.id, r.assets_created + r.assets_updated AS changed, r.assets_deleted AS deleted,
-       coalesce(sum(jsonb_array_length(e.payload -> 'upserted')), 0) AS sent_upserted,
-       coalesce(sum(jsonb_array_length(e.payload -> 'deleted')), 0) AS sent_deleted
-FROM runs r LEFT JOIN run_events e ON e.run_id = r.id AND e.type = 'run.assets_changed.v1'
+       coalesce(sum(s.upserted), 0) AS sent_upserted, coalesce(sum(s.deleted), 0) AS sent_deleted
+FROM runs r LEFT JOIN sent s ON s.run_id = r.id
 WHERE r.id = ANY($1::uuid[]) AND r.status = 'SUCCESS'
 GROUP BY r.id
-HAVING r.assets_created + r.assets_updated <> coalesce(sum(jsonb_array_length(e.payload -> 'upserted')), 0)
-    OR r.assets_deleted <> coalesce(sum(jsonb_array_length(e.payload -> 'deleted')), 0)
+HAVING r.assets_created + r.assets_updated <> coalesce(sum(s.upserted), 0)
+    OR r.assets_deleted <> coalesce(sum(s.deleted), 0)
 """
 _INCOMPLETE = """
 SELECT r.id, i.external_id, r.assets_processed,

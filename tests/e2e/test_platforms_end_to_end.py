@@ -12,6 +12,20 @@ from tests.sources.platforms import all_platforms
 pytestmark = pytest.mark.e2e
 
 
+async def _secoda_names(client: Client, secoda_type: str) -> list[str]:
+    """The names of every integration Secoda lists under `secoda_type`, page by page."""
+    names: list[str] = []
+    page = 1
+    while True:
+        path = f"/api/v1/integration/integrations?type={secoda_type}&page={page}"
+        status, listed, _ = await client.call("GET", path, bearer=True)
+        assert status == 200, listed
+        names += [i["name"] for i in listed["results"]]
+        if listed["meta"]["next_page"] is None:
+            return names
+        page += 1
+
+
 async def _run(client: Client, external_id: str) -> dict:
     status, _, _ = await client.call("POST", f"/api/integrations/{external_id}/run")
     assert status == 202
@@ -42,9 +56,7 @@ async def test_a_platform_crawls_through_the_services_and_shows_in_every_dialect
         total, total, 0, 0)  # fmt: skip
 
     # Secoda lists it under its type (its name there, or ours where Secoda has none).
-    path = f"/api/v1/integration/integrations?type={platform.spec.source.value}"
-    status, listed, _ = await client.call("GET", path, bearer=True)
-    assert status == 200 and f"Contract {platform.name}" in [i["name"] for i in listed["results"]], listed
+    assert f"Contract {platform.name}" in await _secoda_names(client, platform.spec.source.value)
 
     await platform.change_fixture()
     changed = await _run(client, external_id)
