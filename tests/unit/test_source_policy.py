@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
 from services.api.settings import ApiSettings
 from services.connector.settings import ConnectorSettings
 from services.core.errors import InvalidInput
-from services.core.sources import Endpoint, SystemResolver, check_endpoints
+from services.core.sources import SPECS, Endpoint, SourceSpec, SystemResolver, check_endpoints
 from services.core.sources.endpoints import is_public_address
 from tests.resolvers import PUBLIC_ADDRESS, MappedResolver
 
@@ -80,3 +81,23 @@ def test_an_explicit_allow_private_sources_wins_over_the_environment(settings_cl
     assert settings_class(APP_ENV="production").allow_private_sources is True
     monkeypatch.setenv("ALLOW_PRIVATE_SOURCES", "false")
     assert settings_class(APP_ENV="dev").allow_private_sources is False
+
+
+HOSTED = [spec for spec in SPECS.values() if "host" in spec.config_model.model_fields]
+
+
+@pytest.mark.parametrize("spec", HOSTED, ids=lambda spec: spec.name)
+@pytest.mark.parametrize("host", ["169.254.169.254", "fe80::1", "https://db.example.com", "db.example.com:5432",
+                                  "db example.com"])  # fmt: skip
+def test_every_platform_refuses_the_same_bad_hosts(spec: SourceSpec[Any, Any], host: str) -> None:
+    required = {name: "x" for name, field in spec.config_model.model_fields.items() if field.is_required()}
+    with pytest.raises(InvalidInput) as refused:
+        spec.parse_config(required | {"host": host})
+    assert refused.value.field == "configuration.host"
+
+
+@pytest.mark.parametrize("spec", HOSTED, ids=lambda spec: spec.name)
+@pytest.mark.parametrize("host", ["db.example.com", "10.0.0.5", "::1", "2001:db8::1"])
+def test_every_platform_takes_names_and_addresses(spec: SourceSpec[Any, Any], host: str) -> None:
+    required = {name: "x" for name, field in spec.config_model.model_fields.items() if field.is_required()}
+    assert spec.parse_config(required | {"host": host}).host == host

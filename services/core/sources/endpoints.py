@@ -85,6 +85,24 @@ def is_public_address(text: str) -> bool:
     return True
 
 
+def checked_host(value: str) -> str:
+    """A configured host (the validator of every platform's `host`): a name or an IP address, without scheme, port,
+    path or spaces, and never a link-local literal."""
+    if "/" in value or " " in value or (":" in value and not _ipv6_literal(value)):
+        raise ValueError("host must be a host name or IP address, without scheme, port, path or spaces")
+    if is_link_local_literal(value):
+        raise ValueError(f"'{value}' is a link-local address (where cloud metadata services answer): a source "
+                         "never connects there")  # fmt: skip
+    return value
+
+
+def _ipv6_literal(value: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(value.split("%", 1)[0]), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
 def is_link_local_literal(host: str) -> bool:
     """Whether `host` is an IP address literal in a link-local range (169.254.0.0/16, fe80::/10: where cloud
     metadata services answer). A name is not: what it resolves to is checked where it is resolved."""

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.core.model import Source
-from services.core.sources.endpoints import Endpoint
+from services.core.sources.endpoints import Endpoint, checked_host
 from services.core.sources.spec import SourceSpec
 
 
@@ -33,10 +33,8 @@ class PostgresConfig(BaseModel):
 
     @field_validator("host")
     @classmethod
-    def _no_scheme(cls, value: str) -> str:
-        if "/" in value or " " in value:
-            raise ValueError("host must be a host name or IP address, without scheme, path or spaces")
-        return value
+    def _host(cls, value: str) -> str:
+        return checked_host(value)
 
 
 class PostgresCredentials(BaseModel):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.core.model import Source
-from services.core.sources.endpoints import Endpoint
+from services.core.sources.endpoints import Endpoint, checked_host
 from services.core.sources.spec import SourceSpec
 
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -56,10 +55,8 @@ class SnowflakeConfig(BaseModel):
 
     @field_validator("host")
     @classmethod
-    def _no_scheme(cls, value: str | None) -> str | None:
-        if value is not None and ("/" in value or " " in value or (":" in value and not _is_ipv6(value))):
-            raise ValueError("host must be a host name or IP address, without scheme, port, path or spaces")
-        return value
+    def _host(cls, value: str | None) -> str | None:
+        return checked_host(value) if value is not None else None
 
     @property
     def server_host(self) -> str:
@@ -72,13 +69,6 @@ class SnowflakeConfig(BaseModel):
     @property
     def server_port(self) -> int:
         return self.port or (443 if self.protocol == "https" else 80)
-
-
-def _is_ipv6(value: str) -> bool:
-    try:
-        return isinstance(ipaddress.ip_address(value), ipaddress.IPv6Address)
-    except ValueError:
-        return False
 
 
 class SnowflakeCredentials(BaseModel):

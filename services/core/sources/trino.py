@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.core.model import Source
-from services.core.sources.endpoints import Endpoint, is_link_local_literal
+from services.core.sources.endpoints import Endpoint, checked_host
 from services.core.sources.spec import SourceSpec
 
 
@@ -34,11 +34,7 @@ class TrinoConfig(BaseModel):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
-        if "/" in value or " " in value:
-            raise ValueError("host must be a host name or IP address, without scheme, path or spaces")
-        if is_link_local_literal(value):
-            raise ValueError(f"'{value}' is a link-local address: the source never connects there")
-        return value
+        return checked_host(value)
 
     @field_validator("catalog")
     @classmethod
