@@ -93,3 +93,13 @@ async def test_the_crawl_dials_the_checked_address_and_never_resolves_the_name(s
 async def test_a_refused_connection_names_the_host_and_the_address_dialled(shop):
     with pytest.raises(SourceError, match=r"at shop\.db\.invalid:1 \(127\.0\.0\.1\)/source_shop_it"):
         await crawl_all(source_for(shop, host="shop.db.invalid", port=1))
+
+
+async def test_a_columns_fingerprint_covers_its_normalized_type(shop, monkeypatch):
+    # The source digests what it reads; the normalized type is ours. Were it left out, columns stored before a change of
+    # the normalization rules (or before there was one) would keep their old attributes for ever.
+    before = await crawl_all(source_for(shop))
+    monkeypatch.setattr("services.connector.sources.postgres.normalized_type", lambda native: "other")
+    after = await crawl_all(source_for(shop))
+    columns = [key for key, asset in before.items() if asset["kind"] == "column"]
+    assert columns and all(before[k]["fingerprint"] != after[k]["fingerprint"] for k in columns)

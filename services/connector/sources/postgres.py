@@ -6,7 +6,6 @@ server-side cursor so that progress is reported while a large catalog is read.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import ssl
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from services.connector.sources.base import (
     key_part,
     normalized_type,
     schema_asset,
+    selected,
     table_asset,
 )
 from services.connector.sources.tls import pinned_tls_context
@@ -83,12 +83,6 @@ WHERE c.relnamespace = ANY($1::oid[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 ) q
 ORDER BY q.attrelid, q.attnum
 """
-
-
-def schema_selected(name: str, include: list[str], exclude: list[str]) -> bool:
-    if include and not any(fnmatch.fnmatchcase(name, pattern) for pattern in include):
-        return False
-    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in exclude)
 
 
 def tls_for(config: PostgresConfig) -> str | ssl.SSLContext:
@@ -162,7 +156,7 @@ class PostgresSource:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             schemas = [
                 s for s in await conn.fetch(SCHEMAS_SQL, list(SYSTEM_SCHEMAS))
-                if schema_selected(s["nspname"], self.config.include_schemas, self.config.exclude_schemas)
+                if selected(s["nspname"], self.config.include_schemas, self.config.exclude_schemas)
             ]  # fmt: skip
             if not schemas:
                 self.report.warn("No schema matched includeSchemas/excludeSchemas.")
@@ -202,15 +196,18 @@ class PostgresSource:
             async for c in conn.cursor(COLUMNS_SQL, oids, prefetch=self._batch_size):
                 parent = rel_keys[c["attrelid"]]
                 name = c["attname"]
+                normalized = normalized_type(c["data_type"])
                 batch.append({
                     "key": f"{parent}/{key_part(name)}",
                     "kind": "column",
                     "name": name,
                     "parent_key": parent,
-                    "fingerprint": c["fingerprint"],
+                    # The source's digest covers what it reads; the normalized type is ours, so it is added here
+                    # (a change of the normalization rules reaches the stored columns).
+                    "fingerprint": f"{c['fingerprint']}:{normalized}",
                     "attributes": {
                         "dataType": c["data_type"],
-                        "normalizedType": normalized_type(c["data_type"]),
+                        "normalizedType": normalized,
                         "nullable": c["nullable"],
                         "ordinal": c["attnum"],
                         "comment": c["comment"],
