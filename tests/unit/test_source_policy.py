@@ -48,6 +48,15 @@ async def test_the_checked_addresses_are_the_resolvers_answers_from_one_lookup()
         checked.of("db.example.test", 5433)
 
 
+@pytest.mark.parametrize("address", ["169.254.169.254", "fe80::1"])
+async def test_link_local_answers_are_refused_even_where_private_sources_are_allowed(address):
+    resolver = MappedResolver({"metadata.test": [address]})  # a name, a bootstrap server, an endpoint URL's host
+    with pytest.raises(InvalidInput, match="link-local") as refused:
+        await check_endpoints([Endpoint("metadata.test", 80, field="configuration.endpoint")], allow_private=True,
+                              resolver=resolver)  # fmt: skip
+    assert refused.value.field == "configuration.endpoint"
+
+
 async def test_private_answers_are_kept_when_private_sources_are_allowed():
     resolver = MappedResolver({"db.internal.test": ["127.0.0.1"]})
     checked = await check_endpoints([Endpoint("db.internal.test", 5432)], allow_private=True, resolver=resolver)

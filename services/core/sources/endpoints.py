@@ -135,5 +135,10 @@ async def check_endpoints(
                         f"only allows {rule}",
                         field=endpoint.field,
                     )
+        # Link-local (where cloud metadata services answer) is never a source, whatever this installation allows.
+        for address in addresses:
+            if is_link_local_literal(address):
+                raise InvalidInput(f"host '{endpoint.host}' resolves to {address}, a link-local address; a source "
+                                   "never connects there", field=endpoint.field)  # fmt: skip
         checked[(endpoint.host, endpoint.port)] = addresses
     return CheckedAddresses(checked)
