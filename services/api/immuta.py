@@ -198,6 +198,13 @@ class PlatformConnection(ConnectionBody):
     def secrets_sent(self) -> dict[str, Any]:
         return {ours: getattr(self, attr) for attr, ours in self.secret_names if attr in self.model_fields_set}
 
+    def replaced_configuration(self, current: dict[str, Any]) -> dict[str, Any]:
+        """The fields the body leaves out (only optional ones can be) keep their values, as PostgreSQL's extensions
+        do: a client that omits `sslMode`, `role` or a filter must not downgrade TLS or widen a crawl unknowingly."""
+        kept = {ours: current[ours] for attr, ours in self.config_names
+                if attr not in self.model_fields_set and ours in current}  # fmt: skip
+        return kept | self.configuration()
+
     @classmethod
     def shown(cls, configuration: dict[str, Any], *, with_secrets: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"technology": technology_of(cls.spec.source)}

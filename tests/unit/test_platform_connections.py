@@ -269,7 +269,7 @@ def test_postgresql_keeps_its_own_strict_layout() -> None:
         patch_model(Source.POSTGRES).model_validate({"connection": {"region": "eu-west-1"}})
 
 
-def test_a_full_replace_needs_what_the_spec_requires_and_replaces_everything() -> None:
+def test_a_full_replace_needs_what_the_spec_requires_and_keeps_the_optional_fields_it_leaves_out() -> None:
     model = replace_model(Source.GLUE)
     assert [loc for loc in refused_fields(model, {"connection": {"technology": "Glue"}})] == [
         ("connection", "region"), ("connection", "accessKeyId"), ("connection", "secretAccessKey")]  # fmt: skip
@@ -277,7 +277,8 @@ def test_a_full_replace_needs_what_the_spec_requires_and_replaces_everything() -
                                                 "accessKeyId": "AKIAEXAMPLEKEY123456",
                                                 "secretAccessKey": REDACTED}}).connection  # fmt: skip
     current = stored(GLUE, {"region": "eu-west-1", "catalogId": "123456789012", "accessKeyId": "AKIAEXAMPLEKEY123456"})
-    assert sent.replaced_configuration(current) == {"region": "us-east-1", "accessKeyId": "AKIAEXAMPLEKEY123456"}
+    # Left out: catalogId keeps its value (as sslMode would: a client must not move or downgrade it unknowingly).
+    assert sent.replaced_configuration(current) == current | {"region": "us-east-1"}
     assert sent.credentials() is None  # "[REDACTED]": the stored secret, if the target did not change
     refused = refused_fields(model, {"connection": GLUE_WIRE | {"technology": "PostgreSQL"}})
     assert refused == [("connection", "technology")]  # a connection keeps its platform
