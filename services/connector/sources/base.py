@@ -11,6 +11,7 @@ The plug-in contract is in core (services.core.sources.spec). The mapping rules,
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
@@ -35,6 +36,7 @@ __all__ = [
     "make_asset",
     "normalized_type",
     "schema_asset",
+    "selected",
     "table_asset",
 ]
 
@@ -57,6 +59,14 @@ def make_asset(key: str, kind: str, name: str, parent_key: str | None, attribute
         "fingerprint": hashlib.sha256(canonical.encode()).hexdigest()[:32],
         "attributes": attributes,
     }
+
+
+def selected(name: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """Whether a name (a schema's, a topic's) passes the configured glob patterns: `include` (empty: every name), then
+    `exclude`; case-sensitive, as the platforms' names are."""
+    if include and not any(fnmatch.fnmatchcase(name, pattern) for pattern in include):
+        return False
+    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in exclude)
 
 
 def key_part(name: str) -> str:

@@ -9,7 +9,6 @@ read-only connection, one call at a time. Cancelling interrupts the running quer
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
@@ -29,7 +28,7 @@ from services.connector.sources.base import (
 )
 from services.core.imports import LineageEdge
 from services.core.sources import CheckedAddresses
-from services.core.sources.files import DatabaseFileConfig, database_file
+from services.core.sources.files import DatabaseFileConfig, existing_database_file
 from services.core.sources.uploads import NothingToConfigure
 
 T = TypeVar("T")
@@ -100,11 +99,9 @@ class DuckdbSource:
     async def _connect(self) -> duckdb.DuckDBPyConnection:
         if self._conn is None:
             try:
-                path = database_file(self.config.path)  # the rule in force now; a symlink may point elsewhere
+                path = existing_database_file(self.config.path, "DuckDB")
             except ValueError as refused:
-                raise SourceError(f"Refused to open '{self.config.path}': {refused}") from None
-            if not os.path.isfile(path):
-                raise SourceError(f"No DuckDB database file at {path} (configured as '{self.config.path}')")
+                raise SourceError(str(refused)) from None
             try:
                 self._conn = await asyncio.to_thread(_open, path)
             except duckdb.Error as error:

@@ -11,7 +11,6 @@ by name (resolved again, and checked by no one): a bootstrap server could then s
 
 from __future__ import annotations
 
-import fnmatch
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -21,7 +20,7 @@ from aiokafka.errors import KafkaError, SaslAuthenticationFailed, UnsupportedSas
 from aiokafka.protocol.admin import DescribeConfigsRequest
 from aiokafka.protocol.metadata import MetadataRequest
 
-from services.connector.sources.base import AssetDict, SourceError, SourceReport, table_asset
+from services.connector.sources.base import AssetDict, SourceError, SourceReport, selected, table_asset
 from services.connector.sources.tls import pinned_tls_context
 from services.core.imports import LineageEdge
 from services.core.sources import CheckedAddresses
@@ -39,9 +38,7 @@ Dial = tuple[str, int, str]
 def topic_selected(name: str, include: list[str], exclude: list[str]) -> bool:
     if name.startswith("__"):  # Kafka's internal topics (__consumer_offsets, __transaction_state, ...)
         return False
-    if include and not any(fnmatch.fnmatchcase(name, pattern) for pattern in include):
-        return False
-    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in exclude)
+    return selected(name, include, exclude)
 
 
 class KafkaTopicsSource:

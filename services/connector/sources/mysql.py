@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import os
 import re
 import ssl
@@ -28,6 +27,7 @@ from services.connector.sources.base import (
     column_asset,
     foreign_key,
     schema_asset,
+    selected,
     table_asset,
 )
 from services.connector.sources.tls import pinned_tls_context
@@ -256,9 +256,7 @@ class MySQLSource:
         config = self.config
         if name.lower() in SYSTEM_SCHEMAS or (config.database is not None and name != config.database):
             return False
-        if config.include_schemas and not any(fnmatch.fnmatchcase(name, p) for p in config.include_schemas):
-            return False
-        return not any(fnmatch.fnmatchcase(name, p) for p in config.exclude_schemas)
+        return selected(name, config.include_schemas, config.exclude_schemas)
 
     async def _schemas(self) -> list[Row]:
         await self._connect()

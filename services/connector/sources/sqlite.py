@@ -9,7 +9,6 @@ pragma_foreign_key_list) and nested types (a column's type is its declared type 
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterable
@@ -30,7 +29,7 @@ from services.connector.sources.base import (
 )
 from services.core.imports import LineageEdge
 from services.core.sources import CheckedAddresses
-from services.core.sources.files import DatabaseFileConfig, database_file
+from services.core.sources.files import DatabaseFileConfig, existing_database_file
 from services.core.sources.uploads import NothingToConfigure
 
 SCHEMA = "main"
@@ -85,11 +84,9 @@ class SqliteSource:
     async def _connect(self) -> aiosqlite.Connection:
         if self._conn is None:
             try:
-                path = database_file(self.config.path)  # the rule in force now; a symlink may point elsewhere
+                path = existing_database_file(self.config.path, "SQLite")
             except ValueError as refused:
-                raise SourceError(f"Refused to open '{self.config.path}': {refused}") from None
-            if not os.path.isfile(path):
-                raise SourceError(f"No SQLite database file at {path} (configured as '{self.config.path}')")
+                raise SourceError(str(refused)) from None
             try:
                 conn = await aiosqlite.connect(f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None)
             except sqlite3.Error as error:

@@ -35,6 +35,18 @@ def database_file(path: str) -> str:
     return real
 
 
+def existing_database_file(path: str, platform: str) -> str:
+    """The file a run of `platform` (SQLite, DuckDB) opens: `database_file(path)`, which must exist; ValueError,
+    fit for the run's message, if it may not be read or is not there."""
+    try:
+        real = database_file(path)  # the rule in force now; a symlink may point elsewhere by now
+    except ValueError as refused:
+        raise ValueError(f"Refused to open '{path}': {refused}") from None
+    if not os.path.isfile(real):
+        raise ValueError(f"No {platform} database file at {real} (configured as '{path}')")
+    return real
+
+
 class DatabaseFileConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
