@@ -1,7 +1,8 @@
 """The projector's consumer loop: fetch reports, apply them in one transaction, then commit offsets.
 
-After each write it records, per partition, up to when it has applied everything the broker had
-acknowledged (`projector_progress`); the reaper measures heartbeat silence against the oldest of them.
+About every second it records, per partition, up to when it has applied everything the broker had
+acknowledged (`projector_progress`, see `Progress`); the reaper measures heartbeat silence against the
+oldest of them.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
@@ -26,17 +27,15 @@ from shared.metrics import PROJECTOR
 log = structlog.get_logger()
 
 PROGRESS_EVERY_S = 1.0
+PROBE_TIMEOUT_S = 2.0  # a broker that does not answer the end-offset probe only delays the next mark
 GIVE_UP_AFTER = 3  # non-retriable failures of the same batch before it is split
-# A fetch response's highwater covers what the broker acknowledged before it answered; the response
-# may have waited up to fetch.max.wait.ms on the broker. Claim a little less than we know.
-PROGRESS_MARGIN = timedelta(seconds=1)
 Clock = Callable[[], datetime]
 
 
 async def run_projection(
     pool: asyncpg.Pool, consumer: AIOKafkaConsumer, clock: Clock = lambda: datetime.now(UTC)
 ) -> None:
-    marked = 0.0
+    marked, progress = 0.0, Progress(clock)
     while True:
         batches = await consumer.getmany(timeout_ms=500, max_records=2000)
         if batches:
@@ -44,8 +43,8 @@ async def run_projection(
             await _apply_until_done(pool, received, clock)
             # Only now is the work durable: commit offsets after the DB transaction committed.
             await _commit(consumer, {tp: messages[-1].offset + 1 for tp, messages in batches.items()})
-        if batches or time.monotonic() - marked >= PROGRESS_EVERY_S:
-            await _mark_progress(pool, consumer)
+        if time.monotonic() - marked >= PROGRESS_EVERY_S:
+            await progress.mark(pool, consumer)
             marked = time.monotonic()
 
 
@@ -103,17 +102,41 @@ async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
         log.warning("commit_failed", error=f"{type(error).__name__}: {error}")
 
 
-async def _mark_progress(pool: asyncpg.Pool, consumer: AIOKafkaConsumer) -> None:
-    rows: list[tuple[str, int, datetime]] = []
-    for tp in consumer.assignment():
-        highwater, polled_ms = consumer.highwater(tp), consumer.last_poll_timestamp(tp)
+class Progress:
+    """Up to when each partition's reports are applied, proven by probes: the end offset the broker gives,
+    stamped with the time taken before asking, so every report acknowledged before that time lies below it.
+    Once the consumer's position (applied, since positions move only through batches already written)
+    reaches a probe's end, the probe's time is marked. Never the time a fetch answer was processed: an
+    answer that waited through a stall says nothing about what was acknowledged during it."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._probes: dict[TopicPartition, tuple[int, datetime]] = {}
+
+    async def mark(self, pool: asyncpg.Pool, consumer: AIOKafkaConsumer) -> None:
+        positions: dict[TopicPartition, int] = {}
+        for tp in consumer.assignment():
+            try:
+                positions[tp] = await consumer.position(tp)
+            except KafkaError:
+                continue  # revoked meanwhile
+        self._probes = {tp: probe for tp, probe in self._probes.items() if tp in positions}
+        await self._probe(consumer, [tp for tp in positions if tp not in self._probes])
+        reached = [(tp, at) for tp, (end, at) in self._probes.items() if positions[tp] >= end]
+        for tp, _ in reached:
+            del self._probes[tp]  # the next mark probes it afresh
         try:
-            position = await consumer.position(tp)
-        except KafkaError:
-            continue  # revoked meanwhile
-        if highwater is not None and polled_ms and position >= highwater:
-            rows.append((tp.topic, tp.partition, datetime.fromtimestamp(polled_ms / 1000, UTC) - PROGRESS_MARGIN))
-    try:
-        await liveness.mark_progress(pool, rows)
-    except Exception as error:  # best effort: a missed mark only delays reaping; it must never stop projection
-        log.warning("progress_mark_failed", error=f"{type(error).__name__}: {error}")
+            await liveness.mark_progress(pool, [(tp.topic, tp.partition, at) for tp, at in reached])
+        except Exception as error:  # best effort: a missed mark only delays reaping; it must never stop projection
+            log.warning("progress_mark_failed", error=f"{type(error).__name__}: {error}")
+
+    async def _probe(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        if not partitions:
+            return
+        asked_at = self._clock()
+        try:
+            ends = await asyncio.wait_for(consumer.end_offsets(partitions), PROBE_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as error:
+            log.warning("progress_probe_failed", error=f"{type(error).__name__}: {error}")
+            return
+        self._probes.update({tp: (end, asked_at) for tp, end in ends.items()})

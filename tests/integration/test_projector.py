@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -13,7 +15,7 @@ import pytest
 from services.core import ingestion
 from services.core.runs import RunState
 from services.core.store import runlog
-from services.projector.service import run_projection
+from services.projector.service import Progress, run_projection
 from shared.events import (
     AssetsChanged,
     AssetsChangedPayload,
@@ -134,6 +136,45 @@ async def test_progress_reaches_every_report_the_broker_acknowledged(
 
     await eventually(caught_up, timeout=30)
     assert (await status_of(pool, run))[0] == "SUCCESS"
+
+
+async def test_a_stalled_projector_never_claims_reports_that_arrived_while_it_stalled(pool, kafka_bootstrap, topic):
+    """A fetch answered before a stall (SIGSTOP, a long GC or CPU starvation) is processed after it, stamped with
+    the time it was processed. Reports acknowledged during the stall are not applied: no mark may cover them."""
+    consumer = make_consumer(kafka_bootstrap, topic, group_id=f"test-{topic}", client_id="test-projector")
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=200)
+        for _ in range(3):  # positions known, and a long poll for each partition on its way
+            await consumer.getmany(timeout_ms=200)
+        sent_at: list[datetime] = []
+
+        def produce_mid_stall() -> None:
+            time.sleep(1.5)  # after the in-flight long poll (fetch_max_wait_ms 500) was answered, empty
+            sent_at.append(datetime.now(UTC))
+            asyncio.run(produce(kafka_bootstrap, topic, *[(uuid.uuid4(), b"{}") for _ in range(8)]))
+
+        producer = threading.Thread(target=produce_mid_stall)
+        producer.start()
+        time.sleep(3)  # noqa: ASYNC251 - the stall itself: nothing is fetched, applied or marked
+        producer.join()
+        resumed = int(1000 * time.time())
+        while not all((consumer.last_poll_timestamp(tp) or 0) >= resumed for tp in consumer.assignment()):  # noqa: ASYNC110
+            await asyncio.sleep(0)  # the answers that waited through the stall are processed now
+        progress = Progress(lambda: datetime.now(UTC))
+        await progress.mark(pool, consumer)
+        await progress.mark(pool, consumer)
+        marks = await pool.fetch("SELECT caught_up_at FROM projector_progress WHERE topic = $1", topic)
+        assert all(mark["caught_up_at"] < sent_at[0] for mark in marks), (marks, sent_at)
+        consumed = 0
+        while consumed < 8:  # now they are applied (positions move only past what a batch handed out)
+            consumed += sum(len(batch) for batch in (await consumer.getmany(timeout_ms=500)).values())
+        await progress.mark(pool, consumer)
+        marks = await pool.fetch("SELECT caught_up_at FROM projector_progress WHERE topic = $1", topic)
+        assert len(marks) == 2 and all(mark["caught_up_at"] > sent_at[0] for mark in marks), (marks, sent_at)
+    finally:
+        await consumer.stop()
 
 
 @pytest.mark.parametrize(

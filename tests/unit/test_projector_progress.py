@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import asyncpg
@@ -9,7 +10,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from services.projector.handlers import BatchOutcome, Received, parse
-from services.projector.service import _mark_progress
+from services.projector.service import Progress
 from shared.events import AssetCountsPayload, FinishedPayload, RunFailed, RunOwner
 
 TP = TopicPartition("reports", 0)
@@ -19,11 +20,8 @@ class CaughtUpConsumer:
     def assignment(self) -> set[TopicPartition]:
         return {TP}
 
-    def highwater(self, tp: TopicPartition) -> int:
-        return 10
-
-    def last_poll_timestamp(self, tp: TopicPartition) -> int:
-        return 1_795_000_000_000
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(partitions, 10)
 
     async def position(self, tp: TopicPartition) -> int:
         return 10
@@ -49,7 +47,7 @@ class BrokenPool:
 )
 def test_a_failed_progress_mark_is_logged_not_raised(error):
     pool = BrokenPool(error)
-    asyncio.run(_mark_progress(pool, CaughtUpConsumer()))  # type: ignore[arg-type]
+    asyncio.run(Progress(lambda: datetime.now(UTC)).mark(pool, CaughtUpConsumer()))  # type: ignore[arg-type]
     assert pool.calls == 1
 
 
@@ -80,13 +78,13 @@ def test_progress_is_marked_only_after_the_batch_is_written(monkeypatch):
         await asyncio.sleep(0.2)  # a slow write (or a paused process) with the batch still unwritten
         steps.append("apply written")
 
-    async def mark(pool: object, consumer: object) -> None:
+    async def mark(self: object, pool: object, consumer: object) -> None:
         steps.append("mark")
         if "apply written" in steps:
             marked_after_write.set()
 
     monkeypatch.setattr(service, "_apply_until_done", apply)
-    monkeypatch.setattr(service, "_mark_progress", mark)
+    monkeypatch.setattr(service.Progress, "mark", mark)
 
     async def scenario() -> None:
         task = asyncio.create_task(service.run_projection(None, OneBatchConsumer()))  # type: ignore[arg-type]
