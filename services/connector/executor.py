@@ -63,6 +63,9 @@ log = structlog.get_logger()
 
 EDGES_PER_EVENT = 20_000  # lineage edges per LineageReported event (halved further if too large)
 READ_AHEAD_BATCHES = 2  # crawl batches read from the source ahead of the one being diffed and reported
+# How long a stopped crawl's read may hold on to a call (a driver finishing a network read) before it is let go and
+# the source closed at its server, which ends the call.
+READER_STOP_TIMEOUT_S = 2.0
 # How long a plug-in may take to stop its work at the source (KILL QUERY, a query's DELETE, an abort) and close:
 # a cancelled or failed run ends within seconds even when the source does not answer.
 SOURCE_CLOSE_TIMEOUT_S = 10.0
@@ -206,7 +209,7 @@ class RunExecutor:
                 scope = CrawlScope(ctx.run.scope, ctx.run.force_recursive,
                                    await object_store.is_active_overrides(conn, ctx.run.integration_id))  # fmt: skip
             # The source is read ahead while the store counts what it holds, and then while each batch is diffed.
-            async with read_ahead(plugin.crawl(), READ_AHEAD_BATCHES) as batches:
+            async with read_ahead(plugin.crawl(), READ_AHEAD_BATCHES, READER_STOP_TIMEOUT_S) as batches:
                 async with Baseline.opened(self._pool, ctx.run.integration_id, scope) as baseline:
                     removal = await self._diff_crawl(run, batches, baseline, plugin.report)
             lineage = await self._send_lineage(run, plugin)

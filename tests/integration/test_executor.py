@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import uuid
@@ -409,14 +410,24 @@ async def test_a_cancel_ends_the_run_within_seconds_when_the_source_hangs_on_clo
     runtime, pool, make_integration, source, monkeypatch
 ):
     monkeypatch.setattr("services.connector.executor.SOURCE_CLOSE_TIMEOUT_S", 0.5, raising=False)
+    hanging = HangsAtTheSource()
+    handle, reporter = await started_with(hanging, runtime, pool, make_integration, source, monkeypatch)
+    handle.cancel("alice")
+    done, _ = await asyncio.wait({handle.task}, timeout=3)  # not wait_for: its own cancel would end the hang
+    assert done and hanging.closing.is_set() and reporter.types()[-1] == "run.cancelled.v1"
+
+
+async def started_with(
+    plugin: object, runtime, pool, make_integration, source, monkeypatch
+) -> tuple[RunHandle, RecordingReporter]:
+    """A run of a new integration, executing with `plugin` as its source, once it has started."""
     integration = await postgres_integration(make_integration, source)
     run = await ingestion.trigger_run(runtime, OWNER, integration.external_id)
     reporter = RecordingReporter()
     running = executor(pool, reporter)
-    hanging = HangsAtTheSource()
 
-    async def opened(*_: object) -> HangsAtTheSource:
-        return hanging
+    async def opened(*_: object) -> object:
+        return plugin
 
     monkeypatch.setattr(running, "_open", opened)
     handle = RunHandle(run.run_id)
@@ -426,9 +437,43 @@ async def test_a_cancel_ends_the_run_within_seconds_when_the_source_hangs_on_clo
         return "run.started.v1" in reporter.types()
 
     await eventually(started, timeout=5)
+    return handle, reporter
+
+
+class LetsGoOnlyWhenClosed:
+    """A source whose read holds on through cancellation until it is closed at its server: a driver that finishes
+    its network call first (an unbuffered MySQL cursor drains what is left), which KILL QUERY or Trino's DELETE end."""
+
+    def __init__(self) -> None:
+        self.report = SourceReport()
+        self.closed = asyncio.Event()
+        self.read_ended = asyncio.Event()
+
+    async def crawl(self) -> AsyncIterator[list[AssetDict]]:
+        try:
+            while not self.closed.is_set():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.closed.wait()
+            yield []
+        finally:
+            self.read_ended.set()
+
+    def lineage(self) -> list:
+        return []
+
+    async def close(self) -> None:
+        self.closed.set()
+
+
+async def test_a_cancel_closes_the_source_even_while_its_read_holds_on_and_the_run_ends_cancelled(
+    runtime, pool, make_integration, source, monkeypatch
+):
+    holding = LetsGoOnlyWhenClosed()
+    handle, reporter = await started_with(holding, runtime, pool, make_integration, source, monkeypatch)
     handle.cancel("alice")
-    done, _ = await asyncio.wait({handle.task}, timeout=3)  # not wait_for: its own cancel would end the hang
-    assert done and hanging.closing.is_set() and reporter.types()[-1] == "run.cancelled.v1"
+    done, _ = await asyncio.wait({handle.task}, timeout=8)  # not wait_for: its own cancel would end the hold
+    assert done and holding.closed.is_set() and reporter.types()[-1] == "run.cancelled.v1", reporter.types()
+    await asyncio.wait_for(holding.read_ended.wait(), timeout=2)  # closed at its server, the read let go too
 
 
 class SlowReporter(RecordingReporter):
