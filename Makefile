@@ -90,19 +90,27 @@ TABLES ?= 2000 20000
 FLEET ?= 200x100
 LOAD_RATE ?= 500
 LOAD_SECONDS ?= 60
-BENCH_MODULES ?= catalog_bench fleet_bench load_bench import_bench rebuild_bench
+BENCH_MODULES ?= catalog_bench platform_bench fleet_bench load_bench import_bench rebuild_bench
 REBUILD_EVENTS ?= 1000000
 # Benchmarks get servers of their own: the gigabytes of their crawls must not slow down the suite's topics.
 BENCH_PG_PORT ?= 16433
 BENCH_KAFKA_PORT ?= 19192
-BENCH_SERVERS := $(call servers,.local/bench,$(BENCH_PG_PORT),$(BENCH_KAFKA_PORT))
+# platform_bench crawls MariaDB and Trino (infra/engines.sh), on ports of their own too.
+BENCH_MARIADB_PORT ?= 13307
+BENCH_TRINO_PORT ?= 18081
+BENCH_TRINO_HTTPS_PORT ?= 18444
+BENCH_SERVERS := $(call servers,.local/bench,$(BENCH_PG_PORT),$(BENCH_KAFKA_PORT)) ENGINES="mariadb trino" \
+	MARIADB_PORT=$(BENCH_MARIADB_PORT) TRINO_PORT=$(BENCH_TRINO_PORT) TRINO_HTTPS_PORT=$(BENCH_TRINO_HTTPS_PORT)
+BENCH_ENGINES := $(if $(filter platform_bench,$(BENCH_MODULES)),yes)
 BENCH_ENV := BENCH_TABLES="$(TABLES)" BENCH_FLEET=$(FLEET) BENCH_LOAD_RATE=$(LOAD_RATE) BENCH_LOAD_SECONDS=$(LOAD_SECONDS) \
 	BENCH_REBUILD_EVENTS=$(REBUILD_EVENTS)
 
-## bench: figures vs their targets: catalogs of TABLES tables (time, RSS), FLEET runs at once, the API at LOAD_RATE/s during a crawl, a JSONL import, rebuild of REBUILD_EVENTS
+## bench: figures vs their targets: catalogs of TABLES tables (time, RSS), MariaDB and Trino at 2,000 tables, FLEET runs at once, the API at LOAD_RATE/s during a crawl, a JSONL import, rebuild of REBUILD_EVENTS
 bench: install
 	@$(BENCH_SERVERS) bash infra/local.sh up
+	@if [ -n "$(BENCH_ENGINES)" ]; then $(BENCH_SERVERS) bash infra/engines.sh up; fi
 	@$(BENCH_SERVERS) $(BENCH_ENV) $(PY) -m tests.bench $(BENCH_MODULES); status=$$?; \
+	  if [ -n "$(BENCH_ENGINES)" ]; then $(BENCH_SERVERS) bash infra/engines.sh down; fi; \
 	  $(BENCH_SERVERS) bash infra/local.sh down; exit $$status
 
 clean: stop

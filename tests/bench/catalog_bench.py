@@ -13,7 +13,8 @@ import asyncio
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
 
@@ -21,7 +22,7 @@ import aiohttp
 import asyncpg
 
 from tests.bench.source_catalog import Catalog, ensure_catalog, plain_read, table_sizes
-from tests.bench.support import Api, Figure, at_most, record, running_stack, runs_ended, samples, verdict
+from tests.bench.support import Api, Figure, Stack, at_most, record, running_stack, runs_ended, samples, verdict
 from tests.support import recreate_database
 
 COLUMNS = int(os.environ.get("BENCH_COLUMNS", "20"))
@@ -41,11 +42,18 @@ def first_crawl_target(tables: int) -> float:
 
 
 @dataclass(frozen=True)
+class Crawls:
+    """Per round: the plain read, the first crawl of a new integration, and its unchanged re-run (seconds)."""
+
+    plain: list[float] = field(default_factory=list)
+    firsts: list[float] = field(default_factory=list)
+    reruns: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class SizeResult:
     tables: int
-    plain: list[float]
-    firsts: list[float]
-    reruns: list[float]
+    crawls: Crawls
     peak_rss_mb: dict[str, float]
 
 
@@ -67,52 +75,79 @@ async def measure(base: str, tables: int) -> SizeResult:
     catalog = Catalog(SCHEMAS, tables, COLUMNS)
     source = await ensure_catalog(base, catalog)
     every = list(range(catalog.schemas))
-    expected = catalog.expected_assets(every)
+    expected = catalog.counted_assets(every)
     print(f"{tables} tables in {SCHEMAS} schemas x {COLUMNS} columns, {catalog.relations(every) - tables} views: "
           f"{expected} assets per run", flush=True)  # fmt: skip
-    plain: list[float] = []
-    firsts: list[float] = []
-    reruns: list[float] = []
+
+    async def create(api: Api, external_id: str, selecting_nothing: bool) -> None:
+        schemas = ["no_such_schema"] if selecting_nothing else catalog.schema_names
+        await api.create_postgres_integration(external_id, source, schemas)
+
+    async def read() -> float:
+        return await plain_read(source, catalog, every, Path(tempfile.mkdtemp()) / "catalog.jsonl")
+
+    crawls, stack = await measure_crawls(base, rounds(tables), create, read, (expected, catalog.stored_assets(every)))
+    return SizeResult(tables, crawls, stack.peak_rss_mb)
+
+
+async def measure_crawls(
+    base: str,
+    count: int,
+    create: Callable[[Api, str, bool], Awaitable[None]],
+    read: Callable[[], Awaitable[float]],
+    assets: tuple[int, int],
+) -> tuple[Crawls, Stack]:
+    """Fresh services on a fresh database, warmed up by a run of an integration that selects nothing (`create`'s
+    flag), then `count` rounds of: the plain read, a first crawl of a new integration, its unchanged re-run. Every run
+    must be SUCCESS with exactly `assets` (counted in the run's figures, stored)."""
+    counted, stored = assets
+    crawls = Crawls()
     dsn = await recreate_database(base, "ingestion_bench")
     async with running_stack(dsn) as stack, aiohttp.ClientSession() as session:
         api = Api(session, stack.url)
         db = await asyncpg.connect(dsn)
         try:
-            # Warm-up: the first run after start also pays for consumer-group joins and connections.
-            await api.create_postgres_integration("warm-up", source, ["no_such_schema"])
-            cold, _ = await timed_run(api, db, "warm-up")
-            print(f"cold start (first run after the services started, empty catalog): {cold:.3f} s", flush=True)
-            for round_ in range(rounds(tables)):
+            # The first run after start also pays for consumer-group joins and the driver's first connection.
+            await create(api, "warm-up", True)
+            cold, run = await timed_run(api, db, "warm-up")
+            assert run["status"] == "SUCCESS", run["message"]
+            print(f"cold start (first run after the services started, nothing selected): {cold:.3f} s", flush=True)
+            for round_ in range(count):
                 external_id = f"bench-{round_}"
-                await api.create_postgres_integration(external_id, source, catalog.schema_names)
-                plain.append(await plain_read(source, catalog, every, Path(tempfile.mkdtemp()) / "catalog.jsonl"))
+                await create(api, external_id, False)
+                crawls.plain.append(await read())
                 elapsed, run = await timed_run(api, db, external_id)
                 assert run["status"] == "SUCCESS", run["message"]
-                assert run["assets_processed"] == run["assets_created"] == expected, dict(run)
-                assert await stored_assets(db, external_id) == expected
-                firsts.append(elapsed)
+                assert run["assets_processed"] == run["assets_created"] == counted, dict(run)
+                assert await stored_assets(db, external_id) == stored
+                crawls.firsts.append(elapsed)
                 elapsed, run = await timed_run(api, db, external_id)
                 counts = (run["status"], run["assets_processed"], run["assets_created"], run["assets_updated"],
                           run["assets_deleted"])  # fmt: skip
-                assert counts == ("SUCCESS", expected, 0, 0, 0), dict(run)
-                reruns.append(elapsed)
+                assert counts == ("SUCCESS", counted, 0, 0, 0), dict(run)
+                crawls.reruns.append(elapsed)
         finally:
             await db.close()
-    return SizeResult(tables, plain, firsts, reruns, stack.peak_rss_mb)
+    return crawls, stack
+
+
+def report_crawls(scenario: str, tables: int, crawls: Crawls) -> None:
+    """The medians of `crawls`, their ratios to the plain read next to the targets (recorded for the summary)."""
+    plain, first, rerun = median(crawls.plain), median(crawls.firsts), median(crawls.reruns)
+    target = first_crawl_target(tables)
+    first_figure = at_most(scenario, "first crawl / plain read", first / plain, target, "x", f"{first:.2f} s")
+    rerun_figure = at_most(scenario, "re-run / plain read", rerun / plain, RERUN_TARGET, "x", f"{rerun:.2f} s")
+    print(f"rounds: {len(crawls.plain)} (median, then every sample)")
+    print(f"plain set-based read to a file:        {plain:7.3f} s   {samples(crawls.plain)}")
+    for label, value, figure, values in (("first run:       ", first, first_figure, crawls.firsts),
+                                         ("unchanged re-run:", rerun, rerun_figure, crawls.reruns)):  # fmt: skip
+        print(f"trigger -> SUCCESS, {label} {value:7.3f} s   {value / plain:.2f}x the plain read "
+              f"(target {figure.target}: {verdict(figure.met)})   {samples(values)}", flush=True)  # fmt: skip
 
 
 def report(result: SizeResult) -> None:
     scenario = f"catalog {result.tables} tables"
-    plain, first, rerun = median(result.plain), median(result.firsts), median(result.reruns)
-    target = first_crawl_target(result.tables)
-    first_figure = at_most(scenario, "first crawl / plain read", first / plain, target, "x", f"{first:.2f} s")
-    rerun_figure = at_most(scenario, "re-run / plain read", rerun / plain, RERUN_TARGET, "x", f"{rerun:.2f} s")
-    print(f"rounds: {len(result.plain)} (median, then every sample)")
-    print(f"plain set-based read to a file:        {plain:7.3f} s   {samples(result.plain)}")
-    for label, value, figure, values in (("first run:       ", first, first_figure, result.firsts),
-                                         ("unchanged re-run:", rerun, rerun_figure, result.reruns)):  # fmt: skip
-        print(f"trigger -> SUCCESS, {label} {value:7.3f} s   {value / plain:.2f}x the plain read "
-              f"(target {figure.target}: {verdict(figure.met)})   {samples(values)}")  # fmt: skip
+    report_crawls(scenario, result.tables, result.crawls)
     rss = result.peak_rss_mb
     print("peak RSS (VmHWM): " + ", ".join(f"{name} {mb:.0f} MiB" for name, mb in sorted(rss.items())), flush=True)
     for name in WATCHED:

@@ -57,7 +57,7 @@ async def main() -> None:
     base = os.environ["DATABASE_URL"]
     catalog = Catalog(INTEGRATIONS, INTEGRATIONS * TABLES)
     source = await ensure_catalog(base, catalog)
-    expected = catalog.expected_assets([0])
+    expected = catalog.counted_assets([0])
     print(f"{INTEGRATIONS} integrations x {TABLES} tables ({expected} assets each), triggered together", flush=True)
     dsn = await recreate_database(base, "ingestion_bench")
     async with running_stack(dsn) as stack, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:

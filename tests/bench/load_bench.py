@@ -61,7 +61,7 @@ class BackToBackCrawls:
             self.first_triggered.set()  # also when the first crawl could not start: nobody waits forever
 
     async def _crawl_until_stopped(self) -> None:
-        expected = self.catalog.expected_assets(list(range(self.catalog.schemas)))
+        expected = self.catalog.counted_assets(list(range(self.catalog.schemas)))
         while not self.stop.is_set():
             external_id = f"crawl-{len(self.spans)}"
             await self.api.create_postgres_integration(external_id, self.source, self.catalog.schema_names)

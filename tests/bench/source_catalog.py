@@ -57,9 +57,14 @@ class Catalog:
     def column_rows(self, schemas: list[int]) -> int:
         return sum(self.tables_in(s) * self.columns + self.views_in(s) * VIEW_COLUMNS for s in schemas)
 
-    def expected_assets(self, schemas: list[int]) -> int:
-        """What a crawl of these schemas must report: the database, the schemas, relations and their columns."""
-        return 1 + len(schemas) + self.relations(schemas) + self.column_rows(schemas)
+    def counted_assets(self, schemas: list[int]) -> int:
+        """What a crawl of these schemas must count: the schemas, relations and their columns. The level above the
+        schemas (PostgreSQL's database, Trino's catalog) is stored but, as on every platform, not counted."""
+        return len(schemas) + self.relations(schemas) + self.column_rows(schemas)
+
+    def stored_assets(self, schemas: list[int]) -> int:
+        """What a PostgreSQL crawl of these schemas stores: the counted assets and the database."""
+        return 1 + self.counted_assets(schemas)
 
     def schema_ddl(self, index: int) -> str:
         """One schema in one statement batch: a DO block loops over its tables on the server (no round trips)."""

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import aiohttp
@@ -113,15 +114,20 @@ class Api:
         self.session = session
         self.url = url
 
-    async def create_postgres_integration(self, external_id: str, source_dsn: str, schemas: Sequence[str]) -> None:
-        source = urlparse(source_dsn)
-        body = {"externalId": external_id, "name": external_id, "source": "postgres",
-                "configuration": {"host": source.hostname, "port": source.port, "database": source.path.lstrip("/"),
-                                  "username": source.username, "includeSchemas": list(schemas),
-                                  "sslmode": "disable"},
-                "credentials": {"password": source.password}}  # fmt: skip
+    async def create_integration(
+        self, external_id: str, source: str, configuration: dict[str, Any], credentials: dict[str, Any]
+    ) -> None:
+        body = {"externalId": external_id, "name": external_id, "source": source, "configuration": configuration,
+                "credentials": credentials}  # fmt: skip
         async with self.session.post(self.url + "/api/integrations", json=body, headers=HEADERS) as response:
             assert response.status == 201, await response.text()
+
+    async def create_postgres_integration(self, external_id: str, source_dsn: str, schemas: Sequence[str]) -> None:
+        source = urlparse(source_dsn)
+        configuration = {"host": source.hostname, "port": source.port, "database": source.path.lstrip("/"),
+                         "username": source.username, "includeSchemas": list(schemas),
+                         "sslmode": "disable"}  # fmt: skip
+        await self.create_integration(external_id, "postgres", configuration, {"password": source.password})
 
     async def trigger(self, external_id: str) -> uuid.UUID:
         async with self.session.post(f"{self.url}/api/integrations/{external_id}/run", headers=HEADERS) as response:
