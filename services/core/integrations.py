@@ -322,6 +322,8 @@ class IntegrationService:
                 creds = spec.parse_credentials({})  # the platform needs none here, and none are stored
             else:
                 raise InvalidInput(f"credentials are required for source '{source.value}'", field="credentials")
+        if creds is not None:
+            spec.check_together(config, creds)
         if not self._allow_private:
             await check_endpoints(spec.endpoints(config), allow_private=False, resolver=self._resolver)
         return config.model_dump(by_alias=True), creds.model_dump(by_alias=True) if creds else None

@@ -48,8 +48,8 @@ def sample(platform: str) -> tuple[dict[str, Any], dict[str, Any]]:
                     {"port": free_port()}),
         "snowflake": ({"account": "xy12345", "username": "reader", "warehouse": "wh", "hostname": "127.0.0.1",
                        "port": port, "protocol": "http", "password": "pw-snow"}, {"account": "zz99999"}),
-        "trino": ({"hostname": "127.0.0.1", "port": port, "https": False, "username": "reader",
-                   "password": "pw-trino"}, {"username": "someone_else"}),
+        "trino": ({"hostname": "127.0.0.1", "port": port, "https": True, "username": "reader",
+                   "password": "pw-trino"}, {"username": "someone_else"}),  # a password goes over HTTPS only
         "bigquery": ({"projectId": "shop-project", "endpoint": f"http://127.0.0.1:{port}",
                       "serviceAccountJson": SERVICE_ACCOUNT}, {"projectId": "other-project"}),
         "glue": ({"region": "us-east-1", "endpointUrl": f"http://127.0.0.1:{port}",

@@ -51,3 +51,36 @@ async def test_other_changes_keep_the_stored_credentials(integrations, make_inte
     assert updated.configuration["includeSchemas"] == ["sales"]
     assert updated.configuration["excludeSchemas"] == ["pg_*"]
     assert await stored_credentials(pool, integration.id) == {"password": "secret-pw"}
+
+
+TRINO_OVER_HTTP = {"host": "127.0.0.1", "port": 8080, "https": False, "username": "reader"}
+KAFKA_WITH_SASL = {"bootstrapServers": "127.0.0.1:9092", "securityProtocol": "SASL_SSL", "username": "reader"}
+
+
+@pytest.mark.parametrize(
+    ("source", "configuration", "credentials", "says"),
+    [("trino", TRINO_OVER_HTTP, {"password": "pw"}, "set configuration.https to true, or remove the password"),
+     ("kafka", KAFKA_WITH_SASL, {}, "securityProtocol SASL_SSL needs the password of user 'reader'"),
+     ("kafka", KAFKA_WITH_SASL, None, "securityProtocol SASL_SSL needs the password of user 'reader'")],
+    ids=["trino-password-over-http", "kafka-sasl-empty-credentials", "kafka-sasl-no-credentials"],
+)  # fmt: skip
+async def test_configuration_and_credentials_that_contradict_each_other_are_refused_naming_the_field(
+    make_integration, source, configuration, credentials, says
+):
+    with pytest.raises(InvalidInput) as refused:
+        await make_integration(source=source, configuration=configuration, credentials=credentials)
+    assert refused.value.field == "credentials.password"
+    assert says in refused.value.detail
+
+
+async def test_an_update_that_would_send_the_password_in_clear_is_refused_and_changes_nothing(
+    integrations, make_integration, pool
+):
+    integration = await make_integration(source="trino", configuration=TRINO_OVER_HTTP | {"https": True},
+                                         credentials={"password": "pw"})  # fmt: skip
+    change = IntegrationFields(configuration={"https": False}, credentials={"password": "pw"})
+    with pytest.raises(InvalidInput) as refused:
+        await integrations.update(OWNER, integration.external_id, change)
+    assert refused.value.field == "credentials.password"
+    assert (await integrations.get(OWNER, integration.external_id)).configuration["https"] is True
+    assert await stored_credentials(pool, integration.id) == {"password": "pw"}

@@ -24,7 +24,7 @@ from services.connector.sources.base import AssetDict, SourceError, SourceReport
 from services.connector.sources.tls import pinned_tls_context
 from services.core.imports import LineageEdge
 from services.core.sources import CheckedAddresses
-from services.core.sources.kafka import KafkaConfig, KafkaCredentials
+from services.core.sources.kafka import KafkaConfig, KafkaCredentials, password_with_sasl
 
 TOPIC_RESOURCE = 2  # DescribeConfigs resource type of a topic (ConfigResourceType.TOPIC)
 TOPIC_CONFIGS = ("retention.ms", "cleanup.policy")  # configuration, never statistics such as offsets or sizes
@@ -67,9 +67,8 @@ class KafkaTopicsSource:
         if self._conn is not None:
             return self._conn
         c = self.config
-        if c.uses_sasl and self._password is None:
-            raise SourceError(f"securityProtocol {c.security_protocol} needs credentials.password for user "
-                              f"'{c.username}'; update the integration's credentials.")  # fmt: skip
+        if mismatch := password_with_sasl(c, KafkaCredentials(password=self._password)):  # stored before checked
+            raise SourceError(f"{mismatch[0]}: {mismatch[1]}; update the integration's credentials.")
         failures = []
         for host, port, address in self._dials:
             at = f"{host}:{port}" + ("" if address == host else f" ({address})")

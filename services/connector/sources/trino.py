@@ -41,7 +41,7 @@ from services.connector.sources.base import (
 )
 from services.core.imports import LineageEdge
 from services.core.sources import CheckedAddresses
-from services.core.sources.trino import TrinoConfig, TrinoCredentials
+from services.core.sources.trino import TrinoConfig, TrinoCredentials, password_over_https
 
 HIDDEN_SCHEMA = "'information_schema'"  # in every catalog: Trino's own views of the catalog, not the user's data
 SYSTEM_CATALOG = "system"
@@ -145,11 +145,8 @@ class TrinoSource:
         self, config: TrinoConfig, credentials: TrinoCredentials, addresses: tuple[str, ...],
         batch_size: int = 1000,
     ) -> None:  # fmt: skip
-        if credentials.password is not None and not config.https:
-            raise SourceError(
-                f"Trino at {config.host}:{config.port}: a password is only sent over HTTPS (Trino accepts password "
-                "authentication only there); set `https` to true, or remove the password."
-            )
+        if mismatch := password_over_https(config, credentials):  # stored before the API checked it
+            raise SourceError(f"Trino at {config.host}:{config.port}: {mismatch[1]}.")
         self.config = config
         self.report = SourceReport()
         self._password = credentials.password

@@ -122,6 +122,13 @@ def kafka_endpoints(config: KafkaConfig) -> list[Endpoint]:
     return [Endpoint(host, port, field="configuration.bootstrapServers") for host, port in config.servers]
 
 
+def password_with_sasl(config: KafkaConfig, credentials: KafkaCredentials) -> tuple[str, str] | None:
+    if config.uses_sasl and credentials.password is None:
+        return ("credentials.password", f"securityProtocol {config.security_protocol} needs the password of user "
+                f"'{config.username}'")  # fmt: skip
+    return None
+
+
 KAFKA = SourceSpec(
     source=Source.KAFKA,
     config_model=KafkaConfig,
@@ -131,4 +138,5 @@ KAFKA = SourceSpec(
     identity_fields=("bootstrap_servers", "security_protocol", "sasl_mechanism", "username"),
     endpoints=kafka_endpoints,
     plugin="services.connector.sources.kafka_topics:KafkaTopicsSource.create",
+    mismatch=password_with_sasl,
 )

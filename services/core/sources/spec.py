@@ -92,6 +92,10 @@ class SourceSpec(Generic[ConfigT, CredentialsT]):
     # "package.module:Factory" or "package.module:Class.create", a PluginFactory; None: the platform is not
     # crawled, its runs come from uploads (Secoda's custom and dbt Core integrations).
     plugin: str | None
+    # A rule across configuration and credentials (each model checks its own fields): the first mismatch as
+    # (field, message), which the API answers with a 422 and a plug-in built from stored values reports as the
+    # run's failure; None when they agree.
+    mismatch: Callable[[ConfigT, CredentialsT], tuple[str, str] | None] = lambda _config, _credentials: None
 
     def __post_init__(self) -> None:
         unknown = set(self.identity_fields) - set(self.config_model.model_fields)
@@ -111,6 +115,13 @@ class SourceSpec(Generic[ConfigT, CredentialsT]):
 
     def parse_credentials(self, value: dict[str, Any]) -> CredentialsT:
         return _parse(self.credentials_model, value, "credentials")
+
+    def check_together(self, config: ConfigT, credentials: CredentialsT) -> None:
+        """InvalidInput unless `config` and `credentials` agree (see `mismatch`)."""
+        found = self.mismatch(config, credentials)
+        if found is not None:
+            field_name, message = found
+            raise InvalidInput(f"{field_name}: {message}", field=field_name)
 
     def changed_identity(self, before: dict[str, Any], after: ConfigT) -> list[str]:
         """Identity fields (as `configuration.<name>`) that differ between a stored configuration and `after`."""

@@ -57,6 +57,13 @@ def trino_endpoints(config: TrinoConfig) -> list[Endpoint]:
     return [Endpoint(config.host, config.port)]
 
 
+def password_over_https(config: TrinoConfig, credentials: TrinoCredentials) -> tuple[str, str] | None:
+    if credentials.password is not None and not config.https:
+        return ("credentials.password", "a password is only sent over HTTPS (Trino accepts password authentication "
+                "only there); set configuration.https to true, or remove the password")  # fmt: skip
+    return None
+
+
 TRINO = SourceSpec(
     source=Source.TRINO,
     config_model=TrinoConfig,
@@ -65,4 +72,5 @@ TRINO = SourceSpec(
     identity_fields=("host", "port", "https", "username", "catalog"),
     endpoints=trino_endpoints,
     plugin="services.connector.sources.trino:TrinoSource.create",
+    mismatch=password_over_https,
 )
