@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -62,3 +63,13 @@ async def produce(kafka_bootstrap: str, topic: str, count: int) -> None:
             await producer.send_and_wait(topic, f"message {i}".encode(), partition=0)
     finally:
         await producer.stop()
+
+
+@pytest.fixture(scope="module")
+def sasl_listener() -> tuple[str, str, str]:
+    """(bootstrap, user, password) of the broker's SASL listener."""
+    port, users = os.environ.get("KAFKA_SASL_PORT"), os.environ.get("KAFKA_SASL_USERS", "")
+    if not port or ":" not in users:
+        pytest.skip("the broker has no SASL listener (KAFKA_SASL_PORT/KAFKA_SASL_USERS: `make test` sets them)")
+    user, password = users.split()[0].split(":", 1)
+    return f"127.0.0.1:{port}", user, password

@@ -4,7 +4,6 @@ SASL_PLAINTEXT listener, PLAIN users; `make test` opens it on TEST_KAFKA_PORT + 
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 
 import pytest
@@ -17,16 +16,6 @@ from shared.settings import KafkaSettings
 from tests.kafka_support import marker_event, received
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def sasl_listener() -> tuple[str, str, str]:
-    """(bootstrap, user, password) of the broker's SASL listener."""
-    port, users = os.environ.get("KAFKA_SASL_PORT"), os.environ.get("KAFKA_SASL_USERS", "")
-    if not port or ":" not in users:
-        pytest.skip("the broker has no SASL listener (KAFKA_SASL_PORT/KAFKA_SASL_USERS: `make test` sets them)")
-    user, password = users.split()[0].split(":", 1)
-    return f"127.0.0.1:{port}", user, password
 
 
 def sasl_settings(bootstrap: str, user: str, password: str) -> KafkaSettings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import ssl
 import struct
 import time
@@ -125,16 +124,6 @@ async def test_it_tries_every_bootstrap_server_and_names_each_that_failed(kafka_
 
     with pytest.raises(SourceError, match=r"Cannot connect to Kafka \(PLAINTEXT\): down\.invalid:1 \(127\.0\.0\.1\)"):
         await crawl_all(source_for(kafka_bootstrap.replace(port, "1"), host="down.invalid"))
-
-
-@pytest.fixture(scope="module")
-def sasl_listener() -> tuple[str, str, str]:
-    """(bootstrap, user, password) of the broker's SASL listener."""
-    port, users = os.environ.get("KAFKA_SASL_PORT"), os.environ.get("KAFKA_SASL_USERS", "")
-    if not port or ":" not in users:
-        pytest.skip("the broker has no SASL listener (KAFKA_SASL_PORT/KAFKA_SASL_USERS: `make test` sets them)")
-    user, password = users.split()[0].split(":", 1)
-    return f"127.0.0.1:{port}", user, password
 
 
 async def test_sasl_logs_in_and_a_wrong_password_is_named_without_the_password(sasl_listener, topics):
